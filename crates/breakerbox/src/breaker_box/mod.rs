@@ -1,0 +1,474 @@
+//! The breaker box: one panel, one circuit breaker per upstream.
+//!
+//! A [`BreakerBox`] hands out a breaker per request [`Target`], creating it on first use:
+//!
+//! - a request matching a rule ([`BreakerRule`]: an exact host or `*.suffix`, optionally a path
+//!   prefix) gets that rule's named breaker, with the rule's config. Rules are tried in order;
+//!   the first match wins. All requests matching one rule share its breaker.
+//! - any other request gets a breaker of its own per scheme + host + port, built from the
+//!   defaults and named after the host (`api.example.com`, or `api.example.com:8443` on a port
+//!   that is not the scheme's default).
+//!
+//! # The cap
+//!
+//! A scraper that follows links to millions of hosts must not grow memory or metric labels
+//! without bound. The box creates at most [`BoxConfig::max_breakers`] per-target breakers;
+//! rule breakers do not count (the config fixes their number). Past the cap, a new target gets
+//! the one shared breaker named `overflow`, whose behaviour [`Overflow`] chooses: by default it
+//! is MetricsOnly, so such calls pass and are counted but unprotected, and one failing host
+//! cannot block the others. Its first use logs a warning. The box also stops remembering new
+//! hosts past the cap (their routes are resolved from the rules on each call, without
+//! allocating), so its memory is bounded too.
+//!
+//! # Cost
+//!
+//! Finding the breaker of a known host is one lock-free hash lookup and a scan of that host's
+//! path rules; creating breakers takes a lock.
+//!
+//! ```
+//! use breakerbox::{BoxConfig, BreakerBox, Target};
+//!
+//! let panel = BreakerBox::new(BoxConfig::default())?;
+//! let a = panel.breaker(&Target::new("https", "api.example.com", 443, "/v1/items"));
+//! let b = panel.breaker(&Target::new("https", "api.example.com", 443, "/v1/users"));
+//! let c = panel.breaker(&Target::new("https", "cdn.example.com", 443, "/a.png"));
+//! assert!(a.ptr_eq(&b));
+//! assert!(!a.ptr_eq(&c));
+//! assert_eq!(a.name(), "api.example.com");
+//! # Ok::<(), breakerbox::InvalidConfig>(())
+//! ```
+
+mod report;
+
+pub use report::{BoxSnapshot, Health, HealthStatus};
+
+use crate::circuit_breaker::{CircuitBreaker, CircuitOpen, Listener, OwnedPermit, TransitionEvent};
+use crate::clock::{MonotonicClock, SharedClock};
+use crate::config::{
+    BoxConfig, BreakerConfig, BreakerRule, InvalidConfig, OVERFLOW_BREAKER, Overflow,
+};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+/// Where a request goes: the parts of its URL that pick its breaker. Borrowed, so building one
+/// per request costs nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target<'a> {
+    scheme: &'a str,
+    host: &'a str,
+    port: u16,
+    path: &'a str,
+}
+
+impl<'a> Target<'a> {
+    /// A target from its URL parts; `port` is the effective port (443 for a plain `https` URL).
+    pub fn new(scheme: &'a str, host: &'a str, port: u16, path: &'a str) -> Self {
+        Self {
+            scheme,
+            host,
+            port,
+            path,
+        }
+    }
+
+    /// The URL scheme.
+    pub fn scheme(&self) -> &'a str {
+        self.scheme
+    }
+    /// The host.
+    pub fn host(&self) -> &'a str {
+        self.host
+    }
+    /// The effective port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+    /// The path.
+    pub fn path(&self) -> &'a str {
+        self.path
+    }
+
+    /// The name of this target's own breaker: the host, with the port when it is not the
+    /// scheme's default.
+    fn breaker_name(&self) -> String {
+        let default_port = match self.scheme {
+            s if s.eq_ignore_ascii_case("https") || s.eq_ignore_ascii_case("wss") => 443,
+            s if s.eq_ignore_ascii_case("http") || s.eq_ignore_ascii_case("ws") => 80,
+            _ => 0,
+        };
+        let host = self.host.to_ascii_lowercase();
+        if self.port == default_port {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+/// Many circuit breakers, one per target: see the [module docs](self). A cheap handle; clones
+/// share the box.
+#[derive(Clone)]
+pub struct BreakerBox {
+    inner: Arc<BoxInner>,
+}
+
+struct BoxInner {
+    config: BoxConfig,
+    rules: Vec<RuleSlot>,
+    /// Known hosts (lowercase) and how their requests are routed.
+    hosts: papaya::HashMap<Box<str>, Arc<HostRoutes>>,
+    clock: SharedClock,
+    listeners: Vec<Listener>,
+    /// Creation of breakers and host entries; never taken for a known target.
+    registry: Mutex<Registry>,
+    overflow: OnceLock<CircuitBreaker>,
+    overflow_warned: AtomicBool,
+    /// Set once the box remembers `max_breakers` hosts or holds that many per-target breakers:
+    /// from then on unknown hosts are resolved without the lock.
+    full: AtomicBool,
+}
+
+struct RuleSlot {
+    rule: BreakerRule,
+    config: BreakerConfig,
+    breaker: OnceLock<CircuitBreaker>,
+}
+
+/// Every breaker created, in creation order, for snapshots.
+#[derive(Default)]
+struct Registry {
+    per_target: usize,
+    breakers: Vec<CircuitBreaker>,
+}
+
+/// How requests to one host are routed.
+struct HostRoutes {
+    /// The rules that can match this host, in order, ending at the first one without a path
+    /// prefix (no rule after it can match).
+    rules: Vec<usize>,
+    /// This host's own breakers, per scheme and port, when no rule takes every path.
+    targets: Vec<(Box<str>, u16, CircuitBreaker)>,
+}
+
+impl BreakerBox {
+    /// A box with the OS monotonic clock and no listeners; validates `config`.
+    pub fn new(config: BoxConfig) -> Result<Self, InvalidConfig> {
+        Self::builder(config).build()
+    }
+
+    /// A builder, to set the clock and listeners shared by every breaker of the box.
+    pub fn builder(config: BoxConfig) -> BoxBuilder {
+        BoxBuilder {
+            config,
+            clock: None,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// The breaker guarding `target`, created on first use.
+    pub fn breaker(&self, target: &Target<'_>) -> CircuitBreaker {
+        self.with_breaker(target, CircuitBreaker::clone)
+    }
+
+    /// Asks `target`'s breaker to admit a call: [`CircuitBreaker::try_acquire_owned`] without
+    /// an intermediate handle.
+    pub fn try_acquire(&self, target: &Target<'_>) -> Result<OwnedPermit, CircuitOpen> {
+        self.with_breaker(target, CircuitBreaker::try_acquire_owned)
+    }
+
+    /// Runs `f` on the breaker guarding `target`, created on first use.
+    pub fn with_breaker<R>(&self, target: &Target<'_>, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
+        let inner = &*self.inner;
+        let lowered;
+        let host = if target.host.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = target.host.to_ascii_lowercase();
+            &lowered
+        } else {
+            target.host
+        };
+        {
+            let hosts = inner.hosts.pin();
+            if let Some(routes) = hosts.get(host) {
+                if let Some(b) = inner.route(routes, target) {
+                    return f(b);
+                }
+            }
+        }
+        if inner.full.load(Ordering::Acquire) {
+            return f(inner.resolve_uncached(host, target));
+        }
+        f(&inner.create(host, target))
+    }
+
+    /// Every breaker created so far, in creation order.
+    pub fn breakers(&self) -> Vec<CircuitBreaker> {
+        lock(&self.inner.registry).breakers.clone()
+    }
+
+    /// The breaker a rule names, if the rule exists (created on first use, like all breakers).
+    pub fn named(&self, name: &str) -> Option<CircuitBreaker> {
+        let slot = self
+            .inner
+            .rules
+            .iter()
+            .position(|s| s.rule.name() == name)?;
+        Some(self.inner.rule_breaker(slot).clone())
+    }
+
+    /// The box's config.
+    pub fn config(&self) -> &BoxConfig {
+        &self.inner.config
+    }
+
+    /// A point-in-time report of every breaker, serde-serializable.
+    pub fn snapshot(&self) -> BoxSnapshot {
+        BoxSnapshot::new(
+            self.breakers()
+                .iter()
+                .map(CircuitBreaker::snapshot)
+                .collect(),
+        )
+    }
+
+    /// Healthy when no breaker is rejecting calls; otherwise degraded, naming the failing ones.
+    pub fn health(&self) -> Health {
+        self.snapshot().health()
+    }
+}
+
+impl fmt::Display for BreakerBox {
+    /// The status table: one line per breaker.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.snapshot(), f)
+    }
+}
+
+impl fmt::Debug for BreakerBox {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BreakerBox")
+            .field("rules", &self.inner.rules.len())
+            .field("breakers", &lock(&self.inner.registry).breakers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+// === impl BoxInner ===
+
+impl BoxInner {
+    /// The breaker for `target` among a known host's routes, or `None` when its scheme and port
+    /// have no breaker yet.
+    fn route<'a>(
+        &'a self,
+        routes: &'a HostRoutes,
+        target: &Target<'_>,
+    ) -> Option<&'a CircuitBreaker> {
+        for &i in &routes.rules {
+            if self.rules[i].rule.matcher().matches_path(target.path) {
+                return Some(self.rule_breaker(i));
+            }
+        }
+        routes
+            .targets
+            .iter()
+            .find(|(scheme, port, _)| {
+                *port == target.port && scheme.eq_ignore_ascii_case(target.scheme)
+            })
+            .map(|(_, _, b)| b)
+    }
+
+    fn rules_for(&self, host: &str) -> Vec<usize> {
+        let mut matching = Vec::new();
+        for (i, slot) in self.rules.iter().enumerate() {
+            if slot.rule.matcher().matches_host(host) {
+                matching.push(i);
+                if slot.rule.matcher().path().is_none() {
+                    break;
+                }
+            }
+        }
+        matching
+    }
+
+    fn rule_breaker(&self, i: usize) -> &CircuitBreaker {
+        let slot = &self.rules[i];
+        slot.breaker
+            .get_or_init(|| self.register(self.build(slot.rule.name(), slot.config.clone())))
+    }
+
+    fn build(&self, name: &str, config: BreakerConfig) -> CircuitBreaker {
+        CircuitBreaker::builder(name, config)
+            .clock(self.clock.clone())
+            .listeners(&self.listeners)
+            .build()
+            .expect("configs are validated when the box is built")
+    }
+
+    fn register(&self, breaker: CircuitBreaker) -> CircuitBreaker {
+        lock(&self.registry).breakers.push(breaker.clone());
+        breaker
+    }
+
+    /// Slow path: a host or target seen for the first time. Every write to the host map happens
+    /// here, under the registry lock, so that two threads never create two breakers for one
+    /// target nor replace each other's entries.
+    fn create(&self, host: &str, target: &Target<'_>) -> CircuitBreaker {
+        let hosts = self.hosts.pin();
+        let mut registry = lock(&self.registry);
+        let known = hosts.get(host).cloned();
+        let rules = match &known {
+            Some(routes) => routes.rules.clone(),
+            None => self.rules_for(host),
+        };
+        let by_rule = rules
+            .iter()
+            .copied()
+            .find(|&i| self.rules[i].rule.matcher().matches_path(target.path));
+        if let Some(i) = by_rule {
+            // Remember the host while there is room; past it, resolve from the rules each time.
+            if known.is_none() {
+                if hosts.len() < self.config.max_breakers {
+                    hosts.insert(
+                        host.into(),
+                        Arc::new(HostRoutes {
+                            rules,
+                            targets: Vec::new(),
+                        }),
+                    );
+                } else {
+                    self.full.store(true, Ordering::Release);
+                }
+            }
+            drop(registry);
+            return self.rule_breaker(i).clone();
+        }
+        if let Some(b) = known
+            .as_deref()
+            .and_then(|routes| self.route(routes, target))
+        {
+            return b.clone(); // another thread created it meanwhile
+        }
+        if registry.per_target >= self.config.max_breakers
+            || (known.is_none() && hosts.len() >= self.config.max_breakers)
+        {
+            self.full.store(true, Ordering::Release);
+            drop(registry);
+            return self.overflow().clone();
+        }
+        registry.per_target += 1;
+        let breaker = self.build(&target.breaker_name(), self.config.defaults.clone());
+        registry.breakers.push(breaker.clone());
+        let mut targets = known.map(|r| r.targets.clone()).unwrap_or_default();
+        targets.push((
+            target.scheme.to_ascii_lowercase().into(),
+            target.port,
+            breaker.clone(),
+        ));
+        hosts.insert(host.into(), Arc::new(HostRoutes { rules, targets }));
+        breaker
+    }
+
+    /// Past the cap: the first matching rule's breaker, or the overflow breaker. Allocates
+    /// nothing and takes no lock.
+    fn resolve_uncached(&self, host: &str, target: &Target<'_>) -> &CircuitBreaker {
+        for (i, slot) in self.rules.iter().enumerate() {
+            let matcher = slot.rule.matcher();
+            if matcher.matches_host(host) && matcher.matches_path(target.path) {
+                return self.rule_breaker(i);
+            }
+            if matcher.matches_host(host) && matcher.path().is_none() {
+                break;
+            }
+        }
+        self.overflow()
+    }
+
+    fn overflow(&self) -> &CircuitBreaker {
+        if !self.overflow_warned.load(Ordering::Relaxed)
+            && !self.overflow_warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                max_breakers = self.config.max_breakers,
+                overflow = ?self.config.overflow,
+                "breaker box is full: new targets share the `overflow` breaker"
+            );
+        }
+        self.overflow.get_or_init(|| {
+            let breaker = self.build(OVERFLOW_BREAKER, self.config.defaults.clone());
+            if self.config.overflow == Overflow::MetricsOnly {
+                breaker.metrics_only();
+            }
+            self.register(breaker)
+        })
+    }
+}
+
+// === impl BoxBuilder ===
+
+/// Builds a [`BreakerBox`].
+#[must_use]
+pub struct BoxBuilder {
+    config: BoxConfig,
+    clock: Option<SharedClock>,
+    listeners: Vec<Listener>,
+}
+
+impl BoxBuilder {
+    /// The clock every breaker reads (default: [`MonotonicClock`]).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A transition listener for every breaker of the box.
+    pub fn listener(mut self, listener: impl Fn(&TransitionEvent) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Validates the config and builds the box.
+    pub fn build(self) -> Result<BreakerBox, InvalidConfig> {
+        let config = self.config;
+        config.validate()?;
+        let rules = config
+            .rules()
+            .iter()
+            .map(|rule| {
+                Ok(RuleSlot {
+                    config: rule.resolve(config.defaults())?,
+                    rule: rule.clone(),
+                    breaker: OnceLock::new(),
+                })
+            })
+            .collect::<Result<Vec<_>, InvalidConfig>>()?;
+        Ok(BreakerBox {
+            inner: Arc::new(BoxInner {
+                rules,
+                hosts: papaya::HashMap::new(),
+                clock: self
+                    .clock
+                    .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
+                listeners: self.listeners,
+                registry: Mutex::new(Registry::default()),
+                overflow: OnceLock::new(),
+                overflow_warned: AtomicBool::new(false),
+                full: AtomicBool::new(false),
+                config,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for BoxBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoxBuilder")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}

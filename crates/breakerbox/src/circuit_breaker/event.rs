@@ -1,0 +1,109 @@
+//! Transition events.
+
+use super::State;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a breaker changed state.
+#[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
+pub enum TransitionReason {
+    /// `consecutive_failures` failures in a row.
+    ConsecutiveFailures {
+        /// The failures in a row that tripped it.
+        count: u32,
+    },
+    /// The window's failure rate reached `failure_rate`.
+    FailureRate {
+        /// The rate that tripped it, in [0, 1].
+        rate: f64,
+    },
+    /// The window's slow-call rate reached `slow_call_rate`.
+    SlowCallRate {
+        /// The rate that tripped it, in [0, 1].
+        rate: f64,
+    },
+    /// The open duration passed and a call arrived: HalfOpen.
+    OpenDurationElapsed,
+    /// A health probe succeeded while open: HalfOpen early.
+    ProbeSucceeded,
+    /// A trial call failed in HalfOpen: open again, for longer.
+    TrialFailed,
+    /// `success_threshold` trial calls succeeded: closed.
+    TrialsSucceeded {
+        /// Successful trials.
+        count: u32,
+    },
+    /// An operator called `force_open`.
+    ForcedOpen,
+    /// An operator called `disable`.
+    Disabled,
+    /// An operator called `metrics_only`.
+    MetricsOnly,
+    /// An operator called `reset`.
+    Reset,
+}
+
+impl TransitionReason {
+    /// A short, stable name for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TransitionReason::ConsecutiveFailures { .. } => "consecutive_failures",
+            TransitionReason::FailureRate { .. } => "failure_rate",
+            TransitionReason::SlowCallRate { .. } => "slow_call_rate",
+            TransitionReason::OpenDurationElapsed => "open_duration_elapsed",
+            TransitionReason::ProbeSucceeded => "probe_succeeded",
+            TransitionReason::TrialFailed => "trial_failed",
+            TransitionReason::TrialsSucceeded { .. } => "trials_succeeded",
+            TransitionReason::ForcedOpen => "forced_open",
+            TransitionReason::Disabled => "disabled",
+            TransitionReason::MetricsOnly => "metrics_only",
+            TransitionReason::Reset => "reset",
+        }
+    }
+}
+
+impl fmt::Display for TransitionReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransitionReason::ConsecutiveFailures { count } => {
+                write!(f, "{count} consecutive failures")
+            }
+            TransitionReason::FailureRate { rate } => {
+                write!(f, "failure rate {:.1}%", rate * 100.0)
+            }
+            TransitionReason::SlowCallRate { rate } => {
+                write!(f, "slow-call rate {:.1}%", rate * 100.0)
+            }
+            TransitionReason::TrialsSucceeded { count } => {
+                write!(f, "{count} trial calls succeeded")
+            }
+            other => f.write_str(other.as_str()),
+        }
+    }
+}
+
+/// One state change of one breaker, as listeners receive it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransitionEvent {
+    /// The breaker's name.
+    pub breaker: Arc<str>,
+    /// The state it left.
+    pub from: State,
+    /// The state it entered.
+    pub to: State,
+    /// Why.
+    pub reason: TransitionReason,
+    /// When, as read from the breaker's clock.
+    pub at: Duration,
+}
+
+/// A transition listener.
+///
+/// Listeners run synchronously while the transition is published, in the order transitions
+/// happen; keep them short, and do not call the breaker's control methods (`force_open`,
+/// `reset`, …) from inside one: that would wait on the transition in progress. Hand such work to
+/// a task or a channel instead.
+pub type Listener = Arc<dyn Fn(&TransitionEvent) + Send + Sync>;

@@ -1,0 +1,826 @@
+//! The circuit breaker.
+//!
+//! A [`CircuitBreaker`] watches the outcomes of calls to one upstream and stops calling it while
+//! it is failing. It is a cheap, cloneable handle: clones share one breaker.
+//!
+//! - **Closed**: calls pass. The breaker trips to Open when any configured rule fires:
+//!   `consecutive_failures` in a row, or a `failure_rate` / `slow_call_rate` over a sliding
+//!   window once it holds `minimum_calls`.
+//! - **Open**: calls are rejected with [`CircuitOpen`] without reaching the upstream, for
+//!   `open_duration`; each re-trip from HalfOpen multiplies that by `open_backoff_multiplier`,
+//!   up to `max_open_duration`, and a close resets it.
+//! - **HalfOpen**: entered by the first call after the open duration (no timer task), or early
+//!   when a health probe succeeds. At most `half_open_max_calls` trial calls run at once;
+//!   `success_threshold` successes close the breaker, any failure re-opens it.
+//!
+//! Administrative modes: [`force_open`](CircuitBreaker::force_open),
+//! [`disable`](CircuitBreaker::disable) (admit everything, record nothing),
+//! [`metrics_only`](CircuitBreaker::metrics_only) (record, never trip) and
+//! [`reset`](CircuitBreaker::reset).
+//!
+//! A call asks for a [`Permit`] and reports its [`Outcome`] through it. A permit dropped without
+//! an outcome (a cancelled call) releases its HalfOpen slot and counts as neither success nor
+//! failure.
+//!
+//! ```
+//! use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
+//! use breakerbox::clock::ManualClock;
+//! use std::{sync::Arc, time::Duration};
+//!
+//! let clock = ManualClock::new();
+//! let config = BreakerConfig::builder()
+//!     .consecutive_failures(3)
+//!     .open_duration(Duration::from_secs(60))
+//!     .build()?;
+//! let breaker = CircuitBreaker::builder("musicbrainz", config)
+//!     .clock(Arc::new(clock.clone()))
+//!     .build()?;
+//!
+//! for _ in 0..3 {
+//!     let permit = breaker.try_acquire().expect("closed: admitted");
+//!     permit.record(Outcome::Failure);
+//! }
+//! assert_eq!(breaker.state(), State::Open);
+//! let rejected = breaker.try_acquire().unwrap_err();
+//! assert_eq!(rejected.retry_after(), Some(Duration::from_secs(60)));
+//!
+//! clock.advance(Duration::from_secs(60));
+//! let trial = breaker.try_acquire().expect("half-open: one trial call");
+//! assert_eq!(breaker.state(), State::HalfOpen);
+//! trial.record(Outcome::Success);
+//! assert_eq!(breaker.state(), State::Closed);
+//! # Ok::<(), breakerbox::InvalidConfig>(())
+//! ```
+//!
+//! # Cost
+//!
+//! In Closed, admission is one atomic load and recording a handful of atomic operations: no
+//! lock, no allocation. The clock is read only when a rule or metric needs time: at admission
+//! and at recording when durations are measured (a slow-call rule, or the duration histogram),
+//! at recording for a time-based window. Transitions, which are rare, take a lock.
+
+pub mod error;
+pub mod event;
+mod metrics;
+mod permit;
+mod probe;
+mod snapshot;
+mod state;
+mod window;
+
+pub use error::CircuitOpen;
+pub use event::{Listener, TransitionEvent, TransitionReason};
+pub use permit::{OwnedPermit, Permit};
+pub use probe::ProbeTicket;
+pub use snapshot::BreakerSnapshot;
+
+use self::metrics::BreakerMetrics;
+use self::permit::{Ticket, TicketKind};
+use self::state::{CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, Word};
+use self::window::{CountWindow, Sample, TimeWindow, Window};
+use crate::clock::{MonotonicClock, SharedClock, nanos};
+use crate::config::{BreakerConfig, InvalidConfig, WindowConfig};
+use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, lock};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A breaker's state, including the administrative modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Calls pass; outcomes are recorded and may trip the breaker.
+    Closed,
+    /// Calls are rejected until the open duration passes.
+    Open,
+    /// A few trial calls pass to test the upstream.
+    HalfOpen,
+    /// Rejects every call until an operator changes the mode.
+    ForcedOpen,
+    /// Admits every call and records nothing.
+    Disabled,
+    /// Admits every call and records outcomes, but never trips.
+    MetricsOnly,
+}
+
+impl State {
+    /// The state's name in logs, metrics labels and snapshots: `closed`, `open`, `half_open`,
+    /// `forced_open`, `disabled`, `metrics_only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Closed => "closed",
+            State::Open => "open",
+            State::HalfOpen => "half_open",
+            State::ForcedOpen => "forced_open",
+            State::Disabled => "disabled",
+            State::MetricsOnly => "metrics_only",
+        }
+    }
+
+    /// The value of the `circuit_breaker_state` gauge: 0 closed, 1 half-open, 2 open. The
+    /// modes report what they do to traffic: forced open 2, disabled and metrics-only 0.
+    pub fn gauge_value(self) -> f64 {
+        match self {
+            State::Closed | State::Disabled | State::MetricsOnly => 0.0,
+            State::HalfOpen => 1.0,
+            State::Open | State::ForcedOpen => 2.0,
+        }
+    }
+
+    /// Whether calls are being rejected (fully or partly) in this state.
+    pub fn is_degraded(self) -> bool {
+        matches!(self, State::Open | State::HalfOpen | State::ForcedOpen)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a call went, as the front end classified it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// The upstream did its job.
+    Success,
+    /// The upstream failed (a 5xx, a timeout, a refused connection…).
+    Failure,
+    /// Says nothing about the upstream's health (a 404 caused by the client, a cancelled call).
+    Ignored,
+}
+
+// === impl CircuitBreaker ===
+
+/// A circuit breaker: a cheap handle, clones share the breaker. See the
+/// [module docs](self) for the semantics.
+#[derive(Clone)]
+pub struct CircuitBreaker {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: Arc<str>,
+    config: BreakerConfig,
+    clock: SharedClock,
+    /// `consecutive_failures`, or `u32::MAX` when the rule is off.
+    run_threshold: u32,
+    /// `slow_call_duration` in nanoseconds, or `u64::MAX` when no slow-call rule is set.
+    slow_nanos: u64,
+    /// Whether admission reads the clock so that recording knows the call's duration.
+    measure: bool,
+    state: AtomicU64,
+    run: AtomicU32,
+    window: Option<Window>,
+    /// When the current Open period ends (clock nanoseconds); written before Open is published.
+    open_until: AtomicU64,
+    probe_due_at: AtomicU64,
+    probe_running: AtomicBool,
+    control: Mutex<Control>,
+    metrics: BreakerMetrics,
+}
+
+/// What only transitions touch, under the transition lock.
+struct Control {
+    /// The open duration before jitter; grows on each re-trip.
+    open_duration: Duration,
+    trips: u64,
+    listeners: Vec<Listener>,
+}
+
+impl CircuitBreaker {
+    /// A breaker named `name` (the name shows in errors, logs, metrics and the status table)
+    /// with the OS monotonic clock and no listeners.
+    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Result<Self, InvalidConfig> {
+        Self::builder(name, config).build()
+    }
+
+    /// A builder, to set the clock, listeners and duration measurement.
+    pub fn builder(name: impl Into<Arc<str>>, config: BreakerConfig) -> Builder {
+        Builder {
+            name: name.into(),
+            config,
+            clock: None,
+            listeners: Vec::new(),
+            duration_histogram: cfg!(feature = "metrics"),
+        }
+    }
+
+    /// The breaker's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The breaker's config.
+    pub fn config(&self) -> &BreakerConfig {
+        &self.inner.config
+    }
+
+    /// The current state. An Open breaker whose open duration has passed still reports Open
+    /// until a call (or a probe) moves it to HalfOpen.
+    pub fn state(&self) -> State {
+        self.inner.word().state()
+    }
+
+    /// Asks to make a call. `Ok` carries the permit through which the call reports its outcome;
+    /// `Err` means the call must not be made.
+    #[inline]
+    pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
+        self.inner.acquire().map(|ticket| Permit::new(self, ticket))
+    }
+
+    /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a handle to the breaker,
+    /// for futures that must be `'static`.
+    #[inline]
+    pub fn try_acquire_owned(&self) -> Result<OwnedPermit, CircuitOpen> {
+        self.inner
+            .acquire()
+            .map(|ticket| OwnedPermit::new(self.clone(), ticket))
+    }
+
+    /// Registers a listener for every later transition. See [`Listener`] for what listeners
+    /// may do.
+    pub fn on_transition(&self, listener: impl Fn(&TransitionEvent) + Send + Sync + 'static) {
+        lock(&self.inner.control).listeners.push(Arc::new(listener));
+    }
+
+    /// Rejects every call until another mode is chosen.
+    pub fn force_open(&self) {
+        self.inner.transition(
+            |w| w.kind() != FORCED_OPEN,
+            FORCED_OPEN,
+            TransitionReason::ForcedOpen,
+        );
+    }
+
+    /// Admits every call and records nothing until another mode is chosen.
+    pub fn disable(&self) {
+        self.inner.transition(
+            |w| w.kind() != DISABLED,
+            DISABLED,
+            TransitionReason::Disabled,
+        );
+    }
+
+    /// Admits every call and records outcomes (metrics, snapshot) but never trips, until another
+    /// mode is chosen. Counters start empty.
+    pub fn metrics_only(&self) {
+        self.inner.transition(
+            |w| w.kind() != METRICS_ONLY,
+            METRICS_ONLY,
+            TransitionReason::MetricsOnly,
+        );
+    }
+
+    /// Back to Closed, from any state or mode, with counters cleared and the open duration back
+    /// to its base. Outcomes of calls admitted before the reset are ignored.
+    pub fn reset(&self) {
+        self.inner
+            .transition(|_| true, CLOSED, TransitionReason::Reset);
+    }
+
+    /// A health probe, if one is due now: the breaker is Open, `probe_interval` is set, the
+    /// interval has passed since it opened (or since the last probe), and no other probe is
+    /// running. The caller runs its probe and reports through the ticket; a success moves the
+    /// breaker to HalfOpen early.
+    pub fn probe_due(&self) -> Option<ProbeTicket> {
+        self.inner
+            .claim_probe()
+            .map(|generation| ProbeTicket::new(self.clone(), generation))
+    }
+
+    /// How long until a probe is due, for front ends that schedule probes with a timer: `None`
+    /// when no probe is expected (not Open, probing off, or the open duration ends first).
+    pub fn next_probe_in(&self) -> Option<Duration> {
+        let inner = &self.inner;
+        inner.config.probe_interval?;
+        if inner.word().kind() != OPEN {
+            return None;
+        }
+        let now = inner.now();
+        let due = inner.probe_due_at.load(Ordering::Acquire);
+        (due < inner.open_until.load(Ordering::Acquire))
+            .then(|| Duration::from_nanos(due.saturating_sub(now)))
+    }
+
+    /// How long until an Open breaker admits a trial call; `None` in any other state.
+    pub fn retry_in(&self) -> Option<Duration> {
+        let inner = &self.inner;
+        (inner.word().kind() == OPEN).then(|| {
+            let until = inner.open_until.load(Ordering::Acquire);
+            Duration::from_nanos(until.saturating_sub(inner.now()))
+        })
+    }
+
+    /// A point-in-time report of the breaker, serde-serializable.
+    pub fn snapshot(&self) -> BreakerSnapshot {
+        BreakerSnapshot::of(self)
+    }
+
+    /// Whether two handles share one breaker.
+    pub fn ptr_eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl fmt::Debug for CircuitBreaker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("name", &self.inner.name)
+            .field("state", &self.state())
+            .finish_non_exhaustive()
+    }
+}
+
+// === impl Builder ===
+
+/// Builds a [`CircuitBreaker`].
+#[must_use]
+pub struct Builder {
+    name: Arc<str>,
+    config: BreakerConfig,
+    clock: Option<SharedClock>,
+    listeners: Vec<Listener>,
+    duration_histogram: bool,
+}
+
+impl Builder {
+    /// The clock to read (default: [`MonotonicClock`]). Front ends pass tokio's clock so that
+    /// `tokio::time::pause()` drives the breaker; tests pass a
+    /// [`ManualClock`](crate::clock::ManualClock).
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Adds a transition listener.
+    pub fn listener(mut self, listener: impl Fn(&TransitionEvent) + Send + Sync + 'static) -> Self {
+        self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    pub(crate) fn listeners(mut self, listeners: &[Listener]) -> Self {
+        self.listeners.extend(listeners.iter().cloned());
+        self
+    }
+
+    /// Whether to record `circuit_breaker_call_duration_seconds` (default: on with the
+    /// `metrics` feature). Off, a breaker without a slow-call rule never reads the clock in
+    /// Closed.
+    pub fn call_duration_histogram(mut self, on: bool) -> Self {
+        self.duration_histogram = on;
+        self
+    }
+
+    /// Validates the config and builds the breaker.
+    pub fn build(self) -> Result<CircuitBreaker, InvalidConfig> {
+        let config = self.config;
+        config.validate()?;
+        let clock = self
+            .clock
+            .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
+        let now = nanos(clock.now());
+        let window = config.needs_window().then(|| match config.window {
+            WindowConfig::Count { size } => Window::Count(CountWindow::new(size)),
+            WindowConfig::Time { duration, buckets } => {
+                Window::Time(TimeWindow::new(nanos(duration), buckets, now))
+            }
+        });
+        let slow_nanos = match config.slow_call_rate {
+            Some(_) => nanos(config.slow_call_duration),
+            None => u64::MAX,
+        };
+        let inner = Inner {
+            metrics: BreakerMetrics::new(&self.name, State::Closed),
+            name: self.name,
+            run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
+            measure: slow_nanos != u64::MAX
+                || (self.duration_histogram && cfg!(feature = "metrics")),
+            slow_nanos,
+            clock,
+            state: AtomicU64::new(Word::new(CLOSED, 0, 0, 0).0),
+            run: AtomicU32::new(0),
+            window,
+            open_until: AtomicU64::new(0),
+            probe_due_at: AtomicU64::new(u64::MAX),
+            probe_running: AtomicBool::new(false),
+            control: Mutex::new(Control {
+                open_duration: config.open_duration,
+                trips: 0,
+                listeners: self.listeners,
+            }),
+            config,
+        };
+        Ok(CircuitBreaker {
+            inner: Arc::new(inner),
+        })
+    }
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("name", &self.name)
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .field("listeners", &self.listeners.len())
+            .finish()
+    }
+}
+
+// === impl Inner ===
+
+impl Inner {
+    #[inline]
+    fn word(&self) -> Word {
+        Word(self.state.load(Ordering::Acquire))
+    }
+
+    #[inline]
+    fn now(&self) -> u64 {
+        nanos(self.clock.now())
+    }
+
+    #[inline]
+    fn start(&self) -> u64 {
+        if self.measure { self.now() } else { 0 }
+    }
+
+    #[inline]
+    fn acquire(&self) -> Result<Ticket, CircuitOpen> {
+        let w = self.word();
+        match w.kind() {
+            CLOSED | METRICS_ONLY => Ok(Ticket::new(
+                TicketKind::Closed,
+                w.generation(),
+                self.start(),
+            )),
+            DISABLED => Ok(Ticket::new(TicketKind::Disabled, w.generation(), 0)),
+            _ => self.acquire_slow(w),
+        }
+    }
+
+    #[cold]
+    fn acquire_slow(&self, mut w: Word) -> Result<Ticket, CircuitOpen> {
+        loop {
+            match w.kind() {
+                CLOSED | METRICS_ONLY => {
+                    return Ok(Ticket::new(
+                        TicketKind::Closed,
+                        w.generation(),
+                        self.start(),
+                    ));
+                }
+                DISABLED => return Ok(Ticket::new(TicketKind::Disabled, w.generation(), 0)),
+                FORCED_OPEN => return Err(self.reject(State::ForcedOpen, None)),
+                OPEN => {
+                    let now = self.now();
+                    let until = self.open_until.load(Ordering::Acquire);
+                    if now < until {
+                        return Err(
+                            self.reject(State::Open, Some(Duration::from_nanos(until - now)))
+                        );
+                    }
+                    let generation = w.generation();
+                    self.transition(
+                        |w| w.kind() == OPEN && w.generation() == generation,
+                        HALF_OPEN,
+                        TransitionReason::OpenDurationElapsed,
+                    );
+                    w = self.word();
+                }
+                _ => {
+                    if w.in_flight() >= self.config.half_open_max_calls {
+                        return Err(self.reject(State::HalfOpen, None));
+                    }
+                    let next = w.with_trials(w.in_flight() + 1, w.successes());
+                    match self.state.compare_exchange_weak(
+                        w.0,
+                        next.0,
+                        Ordering::AcqRel,
+                        Ordering::Acquire,
+                    ) {
+                        Ok(_) => {
+                            return Ok(Ticket::new(
+                                TicketKind::Trial,
+                                w.generation(),
+                                self.start(),
+                            ));
+                        }
+                        Err(actual) => w = Word(actual),
+                    }
+                }
+            }
+        }
+    }
+
+    fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
+        self.metrics.rejected();
+        CircuitOpen::new(self.name.clone(), state, retry_after)
+    }
+
+    /// Reports a permit's end: `None` when it was dropped without an outcome.
+    #[inline]
+    fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>) {
+        if ticket.kind == TicketKind::Disabled {
+            return;
+        }
+        let Some(outcome) = outcome else {
+            self.metrics.call(Outcome::Ignored, None);
+            if ticket.kind == TicketKind::Trial {
+                self.release_trial(ticket.generation);
+            }
+            return;
+        };
+        let needs_now = self.measure || self.window.as_ref().is_some_and(Window::needs_time);
+        let now = if needs_now { self.now() } else { 0 };
+        let duration = self.measure.then(|| now.saturating_sub(ticket.start));
+        self.metrics
+            .call(outcome, duration.map(Duration::from_nanos));
+        let slow = duration.is_some_and(|d| d >= self.slow_nanos);
+        match ticket.kind {
+            TicketKind::Closed => self.record_closed(ticket.generation, outcome, slow, now),
+            _ => self.record_trial(ticket.generation, outcome, slow),
+        }
+    }
+
+    #[inline]
+    fn record_closed(&self, generation: u32, outcome: Outcome, slow: bool, now: u64) {
+        let w = self.word();
+        if w.generation() != generation || !matches!(w.kind(), CLOSED | METRICS_ONLY) {
+            return; // admitted before a transition: stale
+        }
+        let failure = match outcome {
+            Outcome::Success => false,
+            Outcome::Failure => true,
+            Outcome::Ignored => return,
+        };
+        let run = if failure {
+            self.run.fetch_add(1, Ordering::Relaxed).saturating_add(1)
+        } else {
+            if self.run.load(Ordering::Relaxed) != 0 {
+                self.run.store(0, Ordering::Relaxed);
+            }
+            0
+        };
+        let counts = self
+            .window
+            .as_ref()
+            .and_then(|window| window.record(now, Sample { failure, slow }));
+        if w.kind() == METRICS_ONLY {
+            return;
+        }
+        let reason = if run >= self.run_threshold {
+            Some(TransitionReason::ConsecutiveFailures { count: run })
+        } else {
+            counts.and_then(|c| self.rate_rule(c.calls, c.failures, c.slow))
+        };
+        if let Some(reason) = reason {
+            self.transition(
+                |w| w.kind() == CLOSED && w.generation() == generation,
+                OPEN,
+                reason,
+            );
+        }
+    }
+
+    fn rate_rule(&self, calls: u64, failures: u64, slow: u64) -> Option<TransitionReason> {
+        if calls < u64::from(self.config.minimum_calls) {
+            return None;
+        }
+        let rate = |n: u64| n as f64 / calls as f64;
+        if let Some(limit) = self.config.failure_rate {
+            if rate(failures) >= limit {
+                return Some(TransitionReason::FailureRate {
+                    rate: rate(failures),
+                });
+            }
+        }
+        if let Some(limit) = self.config.slow_call_rate {
+            if rate(slow) >= limit {
+                return Some(TransitionReason::SlowCallRate { rate: rate(slow) });
+            }
+        }
+        None
+    }
+
+    /// A trial call's outcome. With a slow-call rule, a slow trial counts as a failure: the
+    /// upstream is not back while it is still too slow.
+    fn record_trial(&self, generation: u32, outcome: Outcome, slow: bool) {
+        let failed = match outcome {
+            Outcome::Failure => true,
+            Outcome::Success => slow,
+            Outcome::Ignored => return self.release_trial(generation),
+        };
+        if failed {
+            self.transition(
+                |w| w.kind() == HALF_OPEN && w.generation() == generation,
+                OPEN,
+                TransitionReason::TrialFailed,
+            );
+            return;
+        }
+        let mut w = self.word();
+        loop {
+            if w.kind() != HALF_OPEN || w.generation() != generation {
+                return;
+            }
+            let successes = w.successes() + 1;
+            if successes >= self.config.success_threshold {
+                self.transition(
+                    |w| w.kind() == HALF_OPEN && w.generation() == generation,
+                    CLOSED,
+                    TransitionReason::TrialsSucceeded { count: successes },
+                );
+                return;
+            }
+            let next = w.with_trials(w.in_flight().saturating_sub(1), successes);
+            match self
+                .state
+                .compare_exchange_weak(w.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => w = Word(actual),
+            }
+        }
+    }
+
+    fn release_trial(&self, generation: u32) {
+        let mut w = self.word();
+        while w.kind() == HALF_OPEN && w.generation() == generation {
+            let next = w.with_trials(w.in_flight().saturating_sub(1), w.successes());
+            match self
+                .state
+                .compare_exchange_weak(w.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return,
+                Err(actual) => w = Word(actual),
+            }
+        }
+    }
+
+    fn claim_probe(&self) -> Option<u32> {
+        let every = self.config.probe_interval?;
+        let w = self.word();
+        if w.kind() != OPEN {
+            return None;
+        }
+        let now = self.now();
+        if now < self.probe_due_at.load(Ordering::Acquire)
+            || now >= self.open_until.load(Ordering::Acquire)
+        {
+            return None;
+        }
+        self.probe_running
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .ok()?;
+        // Until this probe reports, the next one is not due.
+        self.probe_due_at
+            .store(now.saturating_add(nanos(every)), Ordering::Release);
+        Some(w.generation())
+    }
+
+    fn finish_probe(&self, generation: u32, healthy: bool) {
+        if healthy {
+            self.transition(
+                |w| w.kind() == OPEN && w.generation() == generation,
+                HALF_OPEN,
+                TransitionReason::ProbeSucceeded,
+            );
+        } else if let Some(every) = self.config.probe_interval {
+            self.probe_due_at
+                .store(self.now().saturating_add(nanos(every)), Ordering::Release);
+        }
+        self.probe_running.store(false, Ordering::Release);
+    }
+
+    /// Moves to `to` if the current word passes `expect`; returns whether it did. Transitions
+    /// are serialized by the control lock so that side data (the open deadline, cleared
+    /// counters) is in place before the new state is published, and events reach listeners,
+    /// logs and metrics in the order the transitions happened.
+    fn transition(&self, expect: impl Fn(Word) -> bool, to: u64, reason: TransitionReason) -> bool {
+        let mut control = lock(&self.control);
+        let now = self.now();
+        let mut w = self.word();
+        let mut open_duration = control.open_duration;
+        loop {
+            if !expect(w) {
+                return false;
+            }
+            match to {
+                OPEN => {
+                    open_duration = if w.kind() == HALF_OPEN {
+                        grow(control.open_duration, &self.config)
+                    } else {
+                        self.config.open_duration
+                    };
+                    let jittered = jitter(open_duration, self.config.open_jitter);
+                    self.open_until
+                        .store(now.saturating_add(nanos(jittered)), Ordering::Release);
+                    if let Some(every) = self.config.probe_interval {
+                        self.probe_due_at
+                            .store(now.saturating_add(nanos(every)), Ordering::Release);
+                    }
+                }
+                CLOSED | METRICS_ONLY => {
+                    open_duration = self.config.open_duration;
+                    self.run.store(0, Ordering::Relaxed);
+                    if let Some(window) = &self.window {
+                        window.clear(now);
+                    }
+                }
+                _ => {}
+            }
+            let next = Word::new(to, w.next_generation(), 0, 0);
+            match self
+                .state
+                .compare_exchange(w.0, next.0, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => break,
+                Err(actual) => w = Word(actual),
+            }
+        }
+        control.open_duration = open_duration;
+        let (from, to) = (w.state(), Word::new(to, 0, 0, 0).state());
+        if from == to {
+            return true; // a reset of a closed breaker: counters cleared, nothing to announce
+        }
+        if to == State::Open {
+            control.trips += 1;
+        }
+        self.announce(&control, from, to, reason, now);
+        true
+    }
+
+    fn announce(
+        &self,
+        control: &Control,
+        from: State,
+        to: State,
+        reason: TransitionReason,
+        now: u64,
+    ) {
+        let name = &*self.name;
+        match to {
+            State::Open | State::ForcedOpen => {
+                let open_for = Duration::from_nanos(
+                    self.open_until.load(Ordering::Acquire).saturating_sub(now),
+                );
+                tracing::warn!(
+                    breaker = name,
+                    from = from.as_str(),
+                    to = to.as_str(),
+                    %reason,
+                    open_for_secs = (to == State::Open).then_some(open_for.as_secs_f64()),
+                    "circuit breaker opened"
+                );
+            }
+            State::Closed => tracing::info!(
+                breaker = name,
+                from = from.as_str(),
+                to = to.as_str(),
+                %reason,
+                "circuit breaker closed"
+            ),
+            _ => tracing::info!(
+                breaker = name,
+                from = from.as_str(),
+                to = to.as_str(),
+                %reason,
+                "circuit breaker changed state"
+            ),
+        }
+        self.metrics.transition(from, to);
+        if !control.listeners.is_empty() {
+            let event = TransitionEvent {
+                breaker: self.name.clone(),
+                from,
+                to,
+                reason,
+                at: Duration::from_nanos(now),
+            };
+            for listener in &control.listeners {
+                listener(&event);
+            }
+        }
+    }
+}
+
+/// The open duration after a re-trip: multiplied, capped.
+fn grow(current: Duration, config: &BreakerConfig) -> Duration {
+    let grown = current.as_secs_f64() * config.open_backoff_multiplier;
+    if grown >= config.max_open_duration.as_secs_f64() {
+        config.max_open_duration
+    } else {
+        Duration::from_secs_f64(grown)
+    }
+}
+
+/// Shortens `d` by a random fraction of at most `fraction`.
+fn jitter(d: Duration, fraction: f64) -> Duration {
+    if fraction == 0.0 {
+        return d;
+    }
+    d.mul_f64(1.0 - fraction * fastrand::f64())
+}

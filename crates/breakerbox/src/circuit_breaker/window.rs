@@ -1,0 +1,413 @@
+//! Sliding windows over recorded outcomes, lock-free and of fixed size.
+//!
+//! Both windows keep counters of (calls, failures, slow calls) and answer, as part of recording,
+//! the counts the window holds right after that record, so the trip check costs no second pass.
+//!
+//! Precision: for calls recorded one after another the counts are exact (the model-based tests
+//! hold them to a reference). Under concurrency each record is still counted exactly once, with
+//! two documented blurs: a count-based window may briefly report counts that mix two records in
+//! flight (such a reading is detected and skipped, never acted on), and in a time-based window a
+//! record that races a bucket rotation may land in the newer bucket or, if its thread stalled for
+//! a whole window, be dropped.
+
+use crate::sync::{AtomicU8, AtomicU64, Ordering};
+
+/// Outcome counts held by a window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counts {
+    pub(crate) calls: u64,
+    pub(crate) failures: u64,
+    pub(crate) slow: u64,
+}
+
+/// One outcome as a window sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sample {
+    pub(crate) failure: bool,
+    pub(crate) slow: bool,
+}
+
+#[derive(Debug)]
+pub(crate) enum Window {
+    Count(CountWindow),
+    Time(TimeWindow),
+}
+
+impl Window {
+    /// Records a sample at `now` (nanoseconds; only time-based windows read it) and returns the
+    /// counts right after it, or `None` when a concurrent record made the reading inconsistent.
+    pub(crate) fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
+        match self {
+            Window::Count(w) => w.record(sample),
+            Window::Time(w) => Some(w.record(now, sample)),
+        }
+    }
+
+    /// The counts the window holds at `now`.
+    pub(crate) fn counts(&self, now: u64) -> Counts {
+        match self {
+            Window::Count(w) => w.counts(),
+            Window::Time(w) => w.counts(now),
+        }
+    }
+
+    /// Empties the window.
+    pub(crate) fn clear(&self, now: u64) {
+        match self {
+            Window::Count(w) => w.clear(),
+            Window::Time(w) => w.clear(now),
+        }
+    }
+
+    pub(crate) fn needs_time(&self) -> bool {
+        matches!(self, Window::Time(_))
+    }
+}
+
+// === impl CountWindow ===
+
+/// The last `size` outcomes, in a ring of one byte each, plus running totals packed in one word
+/// (21 bits per counter) so that one `fetch_add` moves all three at once.
+#[derive(Debug)]
+pub(crate) struct CountWindow {
+    ring: Box<[AtomicU8]>,
+    next: AtomicU64,
+    totals: AtomicU64,
+    size: u64,
+}
+
+const PRESENT: u8 = 1;
+const FAILED: u8 = 2;
+const SLOW: u8 = 4;
+const FIELD_BITS: u32 = 21;
+const FIELD_MASK: u64 = (1 << FIELD_BITS) - 1;
+
+fn packed(slot: u8) -> u64 {
+    u64::from(slot & PRESENT)
+        | u64::from((slot & FAILED) >> 1) << FIELD_BITS
+        | u64::from((slot & SLOW) >> 2) << (2 * FIELD_BITS)
+}
+
+impl CountWindow {
+    pub(crate) fn new(size: u32) -> Self {
+        Self {
+            ring: (0..size).map(|_| AtomicU8::new(0)).collect(),
+            next: AtomicU64::new(0),
+            totals: AtomicU64::new(0),
+            size: u64::from(size),
+        }
+    }
+
+    fn record(&self, sample: Sample) -> Option<Counts> {
+        let slot =
+            PRESENT | if sample.failure { FAILED } else { 0 } | if sample.slow { SLOW } else { 0 };
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.size;
+        // The index is < size, which came from a u32.
+        let evicted = self.ring[i as usize].swap(slot, Ordering::AcqRel);
+        // Adding (new - old) modulo 2^64 moves each packed field by its own difference.
+        let delta = packed(slot).wrapping_sub(packed(evicted));
+        let after = self
+            .totals
+            .fetch_add(delta, Ordering::AcqRel)
+            .wrapping_add(delta);
+        self.decode(after)
+    }
+
+    fn decode(&self, word: u64) -> Option<Counts> {
+        let counts = Counts {
+            calls: word & FIELD_MASK,
+            failures: (word >> FIELD_BITS) & FIELD_MASK,
+            slow: (word >> (2 * FIELD_BITS)) & FIELD_MASK,
+        };
+        // A racing record can leave a field transiently "negative" (borrowed from its
+        // neighbour); every such reading shows a field larger than the window.
+        let sane = counts.calls <= self.size
+            && counts.failures <= counts.calls
+            && counts.slow <= counts.calls
+            && word >> (3 * FIELD_BITS) == 0;
+        sane.then_some(counts)
+    }
+
+    fn counts(&self) -> Counts {
+        self.decode(self.totals.load(Ordering::Acquire))
+            .unwrap_or_default()
+    }
+
+    fn clear(&self) {
+        for slot in self.ring.iter() {
+            let evicted = slot.swap(0, Ordering::AcqRel);
+            if evicted != 0 {
+                self.totals.fetch_sub(packed(evicted), Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+// === impl TimeWindow ===
+
+/// The outcomes of the last `buckets × bucket_nanos`, in a ring of buckets. Each bucket is one
+/// word: a 12-bit tag (the bucket's index in time, modulo 4096) and three 17-bit counters. A
+/// record compares tags to tell a live bucket from a stale one and replaces the stale one in the
+/// same compare-and-swap, so rotation needs no lock.
+#[derive(Debug)]
+pub(crate) struct TimeWindow {
+    ring: Box<[AtomicU64]>,
+    bucket_nanos: u64,
+    /// The newest bucket index any record has reached.
+    newest: AtomicU64,
+}
+
+const TAG_SHIFT: u32 = 52;
+const TAG_MASK: u64 = (1 << 12) - 1;
+const COUNT_BITS: u32 = 17;
+const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;
+
+fn tag(index: u64) -> u64 {
+    index & TAG_MASK
+}
+
+fn word_tag(word: u64) -> u64 {
+    word >> TAG_SHIFT
+}
+
+fn empty_bucket(index: u64) -> u64 {
+    tag(index) << TAG_SHIFT
+}
+
+fn bucket_counts(word: u64) -> Counts {
+    Counts {
+        calls: word & COUNT_MASK,
+        failures: (word >> COUNT_BITS) & COUNT_MASK,
+        slow: (word >> (2 * COUNT_BITS)) & COUNT_MASK,
+    }
+}
+
+fn bucket_add(word: u64, sample: Sample) -> u64 {
+    let mut c = bucket_counts(word);
+    if c.calls == COUNT_MASK {
+        // A full bucket halves its counters: the rates it reports stay right, the absolute
+        // counts (only shown past 131,071 calls per bucket) become an estimate.
+        c.calls /= 2;
+        c.failures /= 2;
+        c.slow /= 2;
+    }
+    c.calls += 1;
+    c.failures += u64::from(sample.failure);
+    c.slow += u64::from(sample.slow);
+    (word_tag(word) << TAG_SHIFT) | c.calls | c.failures << COUNT_BITS | c.slow << (2 * COUNT_BITS)
+}
+
+impl TimeWindow {
+    pub(crate) fn new(window_nanos: u64, buckets: u32, now: u64) -> Self {
+        let bucket_nanos = (window_nanos / u64::from(buckets)).max(1);
+        let w = Self {
+            ring: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
+            bucket_nanos,
+            newest: AtomicU64::new(0),
+        };
+        w.clear(now);
+        w
+    }
+
+    fn len(&self) -> u64 {
+        self.ring.len() as u64
+    }
+
+    fn slot(&self, index: u64) -> &AtomicU64 {
+        // The remainder is < len, which came from a u32.
+        &self.ring[(index % self.len()) as usize]
+    }
+
+    /// The index, at or before `index`, that ring slot `slot` holds in the window ending there.
+    fn index_in_window(&self, index: u64, slot: u64) -> u64 {
+        let back = (index % self.len() + self.len() - slot) % self.len();
+        index.wrapping_sub(back)
+    }
+
+    fn record(&self, now: u64, sample: Sample) -> Counts {
+        let index = now / self.bucket_nanos;
+        let before = self.newest.fetch_max(index, Ordering::AcqRel);
+        if index > before {
+            self.rotate(before, index);
+        }
+        if index + self.len() > before {
+            let slot = self.slot(index);
+            let mut word = slot.load(Ordering::Acquire);
+            loop {
+                let next = if word_tag(word) == tag(index) {
+                    bucket_add(word, sample)
+                } else {
+                    bucket_add(empty_bucket(index), sample)
+                };
+                match slot.compare_exchange_weak(word, next, Ordering::AcqRel, Ordering::Acquire) {
+                    Ok(_) => break,
+                    Err(actual) => word = actual,
+                }
+            }
+        }
+        // else: this record's bucket left the window while its thread stalled; drop it.
+        self.counts_at(index, index.max(before))
+    }
+
+    /// Empties the buckets time has passed since `from`, up to and including `to`.
+    fn rotate(&self, from: u64, to: u64) {
+        let first = (from + 1).max(to.saturating_sub(self.len() - 1));
+        for index in first..=to {
+            let slot = self.slot(index);
+            let mut word = slot.load(Ordering::Acquire);
+            // Leave a bucket that a record of `index` (or a later rotation) already claimed.
+            while word_tag(word) != tag(index)
+                && self.newest.load(Ordering::Acquire) < index + self.len()
+            {
+                match slot.compare_exchange_weak(
+                    word,
+                    empty_bucket(index),
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
+                    Ok(_) => break,
+                    Err(actual) => word = actual,
+                }
+            }
+        }
+    }
+
+    fn counts(&self, now: u64) -> Counts {
+        let index = now / self.bucket_nanos;
+        self.counts_at(index, self.newest.load(Ordering::Acquire))
+    }
+
+    fn counts_at(&self, index: u64, newest: u64) -> Counts {
+        let mut sum = Counts::default();
+        if newest + self.len() <= index {
+            // Nothing was recorded for a whole window.
+            return sum;
+        }
+        for slot in 0..self.len() {
+            let word = self.ring[slot as usize].load(Ordering::Acquire);
+            if word_tag(word) == tag(self.index_in_window(index, slot)) {
+                let c = bucket_counts(word);
+                sum.calls += c.calls;
+                sum.failures += c.failures;
+                sum.slow += c.slow;
+            }
+        }
+        sum
+    }
+
+    fn clear(&self, now: u64) {
+        let index = now / self.bucket_nanos;
+        for slot in 0..self.len() {
+            self.ring[slot as usize].store(
+                empty_bucket(self.index_in_window(index, slot)),
+                Ordering::Release,
+            );
+        }
+        self.newest.fetch_max(index, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: Sample = Sample {
+        failure: false,
+        slow: false,
+    };
+    const FAIL: Sample = Sample {
+        failure: true,
+        slow: false,
+    };
+    const SLOW: Sample = Sample {
+        failure: false,
+        slow: true,
+    };
+
+    fn counts(calls: u64, failures: u64, slow: u64) -> Counts {
+        Counts {
+            calls,
+            failures,
+            slow,
+        }
+    }
+
+    #[test]
+    fn count_window_keeps_the_last_n_outcomes() {
+        let w = CountWindow::new(3);
+        assert_eq!(w.record(FAIL), Some(counts(1, 1, 0)));
+        assert_eq!(w.record(FAIL), Some(counts(2, 2, 0)));
+        assert_eq!(w.record(SLOW), Some(counts(3, 2, 1)));
+        // The first failure leaves the window.
+        assert_eq!(w.record(OK), Some(counts(3, 1, 1)));
+        assert_eq!(w.record(OK), Some(counts(3, 0, 1)));
+        assert_eq!(w.record(OK), Some(counts(3, 0, 0)));
+        w.clear();
+        assert_eq!(w.counts(), Counts::default());
+        assert_eq!(w.record(FAIL), Some(counts(1, 1, 0)));
+    }
+
+    #[test]
+    fn count_window_memory_does_not_grow() {
+        let w = CountWindow::new(10);
+        for i in 0..100_000 {
+            w.record(if i % 4 == 0 { FAIL } else { OK });
+        }
+        assert_eq!(w.ring.len(), 10);
+        // The last 10 of a repeating F,O,O,O pattern ending at 99,999: indices 99,990..=99,999
+        // hold failures at 99,992 and 99,996.
+        assert_eq!(w.counts(), counts(10, 2, 0));
+    }
+
+    #[test]
+    fn time_window_forgets_whole_buckets() {
+        // 10 s in 10 buckets of 1 s.
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(10 * s, 10, 0);
+        assert_eq!(w.record(0, FAIL), counts(1, 1, 0));
+        assert_eq!(w.record(s / 2, OK), counts(2, 1, 0));
+        assert_eq!(w.record(5 * s, SLOW), counts(3, 1, 1));
+        // At 10 s the first bucket [0, 1 s) has left the window.
+        assert_eq!(w.record(10 * s, OK), counts(2, 0, 1));
+        assert_eq!(w.counts(14 * s), counts(2, 0, 1));
+        assert_eq!(w.counts(15 * s), counts(1, 0, 0));
+        assert_eq!(w.counts(21 * s), Counts::default());
+    }
+
+    #[test]
+    fn time_window_survives_long_idle_gaps() {
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(10 * s, 10, 0);
+        w.record(3 * s, FAIL);
+        // 4096 buckets later the tag repeats; the stale bucket must not count.
+        let later = (3 + 4096) * s;
+        assert_eq!(w.counts(later), Counts::default());
+        assert_eq!(w.record(later, OK), counts(1, 0, 0));
+        // And past half the tag range too.
+        let much_later = later + 3000 * s;
+        assert_eq!(w.record(much_later, FAIL), counts(1, 1, 0));
+    }
+
+    #[test]
+    fn time_window_clear_empties_it() {
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(10 * s, 5, 7 * s);
+        w.record(7 * s, FAIL);
+        w.record(8 * s, FAIL);
+        w.clear(9 * s);
+        assert_eq!(w.counts(9 * s), Counts::default());
+        assert_eq!(w.record(9 * s, OK), counts(1, 0, 0));
+    }
+
+    #[test]
+    fn full_time_bucket_keeps_its_rates() {
+        let w = TimeWindow::new(1000, 1, 0);
+        for i in 0..(COUNT_MASK + 10) {
+            w.record(5, if i % 2 == 0 { FAIL } else { OK });
+        }
+        let c = w.counts(5);
+        assert!(c.calls > COUNT_MASK / 2 && c.calls <= COUNT_MASK);
+        let rate = c.failures as f64 / c.calls as f64;
+        assert!((rate - 0.5).abs() < 0.01, "rate {rate}");
+    }
+}

@@ -1,0 +1,86 @@
+//! Configuration errors.
+
+use std::fmt;
+
+/// A configuration value that breakerbox refuses, naming the field and the value.
+///
+/// Returned by every config builder's `build`, by [`CircuitBreaker`](crate::CircuitBreaker)
+/// construction and by the TOML loaders; nothing is validated lazily.
+///
+/// ```
+/// use breakerbox::BreakerConfig;
+///
+/// let err = BreakerConfig::builder().failure_rate(1.5).build().unwrap_err();
+/// assert_eq!(err.field(), "failure_rate");
+/// assert_eq!(err.value(), "1.5");
+/// assert_eq!(err.to_string(), "invalid config: `failure_rate` = 1.5: must be in (0, 1]");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidConfig {
+    field: String,
+    value: String,
+    reason: &'static str,
+}
+
+impl InvalidConfig {
+    pub(crate) fn new(
+        field: impl Into<String>,
+        value: impl fmt::Display,
+        reason: &'static str,
+    ) -> Self {
+        Self {
+            field: field.into(),
+            value: value.to_string(),
+            reason,
+        }
+    }
+
+    /// Prefixes the field with the table it sits in, e.g. `breakers[2]` + `failure_rate`
+    /// becomes `breakers[2].failure_rate`.
+    pub(crate) fn within(mut self, table: &str) -> Self {
+        self.field = format!("{table}.{}", self.field);
+        self
+    }
+
+    /// The offending field, as its config key (with its table path when loaded from a file).
+    pub fn field(&self) -> &str {
+        &self.field
+    }
+
+    /// The offending value, as it was given.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// What the value must be instead.
+    pub fn reason(&self) -> &str {
+        self.reason
+    }
+}
+
+impl fmt::Display for InvalidConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid config: `{}` = {}: {}",
+            self.field, self.value, self.reason
+        )
+    }
+}
+
+impl std::error::Error for InvalidConfig {}
+
+/// Loading a config file failed: either it is not valid TOML of the expected shape, or a value in
+/// it is invalid.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The text is not valid TOML, or has unknown keys or values of the wrong type.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    #[error("config file: {0}")]
+    Parse(#[from] toml::de::Error),
+    /// A value is out of its range.
+    #[error(transparent)]
+    Invalid(#[from] InvalidConfig),
+}

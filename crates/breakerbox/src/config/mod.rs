@@ -1,0 +1,459 @@
+//! Breaker and breaker-box configuration: builders, serde (TOML) and validation.
+//!
+//! Every config is checked when it is built or loaded; an out-of-range value is an
+//! [`InvalidConfig`] naming the field and the value, never a panic and never a surprise at the
+//! first call.
+
+pub(crate) mod duration;
+mod error;
+mod registry;
+
+pub use error::{ConfigError, InvalidConfig};
+pub use registry::{BoxConfig, BoxConfigBuilder, BreakerRule, Match, OVERFLOW_BREAKER, Overflow};
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The largest count-based window (outcomes are packed in 21-bit counters).
+pub const MAX_WINDOW_SIZE: u32 = (1 << 20) - 1;
+/// The most buckets a time-based window may have.
+pub const MAX_WINDOW_BUCKETS: u32 = 256;
+/// The most trial calls HalfOpen may admit at once, and the largest `success_threshold`.
+pub const MAX_HALF_OPEN_CALLS: u32 = u16::MAX as u32;
+
+/// The sliding window over which the rate rules are evaluated.
+///
+/// In TOML: `window = { kind = "count", size = 100 }` or
+/// `window = { kind = "time", duration = "60s", buckets = 10 }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum WindowConfig {
+    /// The last `size` recorded outcomes.
+    Count {
+        /// How many outcomes the window holds (1 ..= 1,048,575).
+        size: u32,
+    },
+    /// The outcomes of the last `duration`, kept in `buckets` equal slices of time: an outcome
+    /// leaves the window one whole bucket at a time.
+    Time {
+        /// How far back the window looks.
+        #[serde(with = "duration")]
+        duration: Duration,
+        /// How many slices the window is kept in (1 ..= 256); more is smoother.
+        buckets: u32,
+    },
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        WindowConfig::Count { size: 100 }
+    }
+}
+
+/// How one circuit breaker decides to trip, how long it stays open and how it recovers.
+///
+/// Built with [`BreakerConfig::builder`] or loaded from TOML (every key optional, defaults
+/// below). The trip rules fire independently: a breaker trips when any configured rule fires.
+///
+/// | key | default | meaning |
+/// | --- | --- | --- |
+/// | `consecutive_failures` | 5 | trip after this many failures in a row (`false` turns it off) |
+/// | `failure_rate` | off | trip when failures / calls in the window reach this (0, 1] |
+/// | `slow_call_rate` | off | trip when slow calls / calls in the window reach this (0, 1] |
+/// | `slow_call_duration` | `"60s"` | a call at least this long is slow |
+/// | `minimum_calls` | 10 | the rate rules wait for this many calls in the window |
+/// | `window` | count of 100 | see [`WindowConfig`] |
+/// | `open_duration` | `"60s"` | how long the first trip stays open |
+/// | `open_backoff_multiplier` | 2.0 | each re-trip from HalfOpen multiplies the open duration |
+/// | `max_open_duration` | `"10m"` | the cap of that growth |
+/// | `open_jitter` | 0.0 | shortens each open duration by up to this fraction, at random |
+/// | `half_open_max_calls` | 1 | trial calls admitted at once in HalfOpen |
+/// | `success_threshold` | 1 | successful trials that close the breaker |
+/// | `probe_interval` | off | while open, how often a health probe is due |
+///
+/// ```
+/// use breakerbox::BreakerConfig;
+/// use std::time::Duration;
+///
+/// // Spotify, as the field runs it: 10 failures, 2 minutes open, 2 successes to close.
+/// let spotify = BreakerConfig::builder()
+///     .consecutive_failures(10)
+///     .open_duration(Duration::from_secs(120))
+///     .success_threshold(2)
+///     .build()?;
+/// assert_eq!(spotify.consecutive_failures(), Some(10));
+/// # Ok::<(), breakerbox::InvalidConfig>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    #[serde(with = "toggle")]
+    pub(crate) consecutive_failures: Option<u32>,
+    #[serde(with = "toggle")]
+    pub(crate) failure_rate: Option<f64>,
+    #[serde(with = "toggle")]
+    pub(crate) slow_call_rate: Option<f64>,
+    #[serde(with = "duration")]
+    pub(crate) slow_call_duration: Duration,
+    pub(crate) minimum_calls: u32,
+    pub(crate) window: WindowConfig,
+    #[serde(with = "duration")]
+    pub(crate) open_duration: Duration,
+    pub(crate) open_backoff_multiplier: f64,
+    #[serde(with = "duration")]
+    pub(crate) max_open_duration: Duration,
+    pub(crate) open_jitter: f64,
+    pub(crate) half_open_max_calls: u32,
+    pub(crate) success_threshold: u32,
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub(crate) probe_interval: Option<Duration>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: Some(5),
+            failure_rate: None,
+            slow_call_rate: None,
+            slow_call_duration: Duration::from_secs(60),
+            minimum_calls: 10,
+            window: WindowConfig::default(),
+            open_duration: Duration::from_secs(60),
+            open_backoff_multiplier: 2.0,
+            max_open_duration: Duration::from_secs(600),
+            open_jitter: 0.0,
+            half_open_max_calls: 1,
+            success_threshold: 1,
+            probe_interval: None,
+        }
+    }
+}
+
+// === impl BreakerConfig ===
+
+impl BreakerConfig {
+    /// A builder starting from the defaults.
+    pub fn builder() -> BreakerConfigBuilder {
+        BreakerConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Parses one breaker's config from TOML text (the keys of the table above) and validates it.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Trip after this many failures in a row, if set.
+    pub fn consecutive_failures(&self) -> Option<u32> {
+        self.consecutive_failures
+    }
+    /// Trip when the failure rate in the window reaches this, if set.
+    pub fn failure_rate(&self) -> Option<f64> {
+        self.failure_rate
+    }
+    /// Trip when the slow-call rate in the window reaches this, if set.
+    pub fn slow_call_rate(&self) -> Option<f64> {
+        self.slow_call_rate
+    }
+    /// A call at least this long counts as slow.
+    pub fn slow_call_duration(&self) -> Duration {
+        self.slow_call_duration
+    }
+    /// Calls the window must hold before a rate rule may fire.
+    pub fn minimum_calls(&self) -> u32 {
+        self.minimum_calls
+    }
+    /// The sliding window of the rate rules.
+    pub fn window(&self) -> WindowConfig {
+        self.window
+    }
+    /// How long the first trip stays open.
+    pub fn open_duration(&self) -> Duration {
+        self.open_duration
+    }
+    /// Growth of the open duration on each re-trip from HalfOpen.
+    pub fn open_backoff_multiplier(&self) -> f64 {
+        self.open_backoff_multiplier
+    }
+    /// The cap of the open duration.
+    pub fn max_open_duration(&self) -> Duration {
+        self.max_open_duration
+    }
+    /// The fraction by which each open duration may be shortened at random.
+    pub fn open_jitter(&self) -> f64 {
+        self.open_jitter
+    }
+    /// Trial calls admitted at once in HalfOpen.
+    pub fn half_open_max_calls(&self) -> u32 {
+        self.half_open_max_calls
+    }
+    /// Successful trials that close the breaker.
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold
+    }
+    /// While open, how often a health probe is due, if probing is on.
+    pub fn probe_interval(&self) -> Option<Duration> {
+        self.probe_interval
+    }
+
+    /// Whether a rate rule needs the sliding window at all.
+    pub(crate) fn needs_window(&self) -> bool {
+        self.failure_rate.is_some() || self.slow_call_rate.is_some()
+    }
+
+    /// Checks every value; the first invalid one is returned, naming its field.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if let Some(n) = self.consecutive_failures {
+            if n == 0 {
+                return Err(InvalidConfig::new(
+                    "consecutive_failures",
+                    n,
+                    "must be at least 1 (write `false` to turn the rule off)",
+                ));
+            }
+        }
+        for (field, rate) in [
+            ("failure_rate", self.failure_rate),
+            ("slow_call_rate", self.slow_call_rate),
+        ] {
+            if let Some(r) = rate {
+                if !(r > 0.0 && r <= 1.0) {
+                    return Err(InvalidConfig::new(field, r, "must be in (0, 1]"));
+                }
+            }
+        }
+        if self.consecutive_failures.is_none() && !self.needs_window() {
+            return Err(InvalidConfig::new(
+                "consecutive_failures",
+                "false",
+                "no trip rule is left: set consecutive_failures, failure_rate or slow_call_rate",
+            ));
+        }
+        if self.slow_call_duration.is_zero() {
+            return Err(InvalidConfig::new(
+                "slow_call_duration",
+                fmt_duration(self.slow_call_duration),
+                "must be longer than zero",
+            ));
+        }
+        if self.minimum_calls == 0 {
+            return Err(InvalidConfig::new(
+                "minimum_calls",
+                self.minimum_calls,
+                "must be at least 1",
+            ));
+        }
+        match self.window {
+            WindowConfig::Count { size } => {
+                if size == 0 || size > MAX_WINDOW_SIZE {
+                    return Err(InvalidConfig::new(
+                        "window.size",
+                        size,
+                        "must be in 1 ..= 1048575",
+                    ));
+                }
+                if self.needs_window() && self.minimum_calls > size {
+                    return Err(InvalidConfig::new(
+                        "minimum_calls",
+                        self.minimum_calls,
+                        "must not exceed window.size, or the rate rules could never fire",
+                    ));
+                }
+            }
+            WindowConfig::Time { duration, buckets } => {
+                if buckets == 0 || buckets > MAX_WINDOW_BUCKETS {
+                    return Err(InvalidConfig::new(
+                        "window.buckets",
+                        buckets,
+                        "must be in 1 ..= 256",
+                    ));
+                }
+                if duration < Duration::from_millis(u64::from(buckets)) {
+                    return Err(InvalidConfig::new(
+                        "window.duration",
+                        fmt_duration(duration),
+                        "must give each bucket at least 1ms",
+                    ));
+                }
+            }
+        }
+        if self.open_duration.is_zero() {
+            return Err(InvalidConfig::new(
+                "open_duration",
+                fmt_duration(self.open_duration),
+                "must be longer than zero",
+            ));
+        }
+        let m = self.open_backoff_multiplier;
+        if !(m.is_finite() && m >= 1.0) {
+            return Err(InvalidConfig::new(
+                "open_backoff_multiplier",
+                m,
+                "must be a finite number >= 1",
+            ));
+        }
+        if self.max_open_duration < self.open_duration {
+            return Err(InvalidConfig::new(
+                "max_open_duration",
+                fmt_duration(self.max_open_duration),
+                "must not be shorter than open_duration",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.open_jitter) {
+            return Err(InvalidConfig::new(
+                "open_jitter",
+                self.open_jitter,
+                "must be in [0, 1]",
+            ));
+        }
+        for (field, n) in [
+            ("half_open_max_calls", self.half_open_max_calls),
+            ("success_threshold", self.success_threshold),
+        ] {
+            if n == 0 || n > MAX_HALF_OPEN_CALLS {
+                return Err(InvalidConfig::new(field, n, "must be in 1 ..= 65535"));
+            }
+        }
+        if let Some(every) = self.probe_interval {
+            if every.is_zero() {
+                return Err(InvalidConfig::new(
+                    "probe_interval",
+                    fmt_duration(every),
+                    "must be longer than zero",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    format!("\"{}\"", humantime::format_duration(d))
+}
+
+// === impl BreakerConfigBuilder ===
+
+/// Builds a [`BreakerConfig`]; `build` validates it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BreakerConfigBuilder {
+    config: BreakerConfig,
+}
+
+impl BreakerConfigBuilder {
+    /// Trip after `n` failures in a row.
+    pub fn consecutive_failures(mut self, n: u32) -> Self {
+        self.config.consecutive_failures = Some(n);
+        self
+    }
+    /// Turn the consecutive-failures rule off (a rate rule must then be set).
+    pub fn no_consecutive_failures(mut self) -> Self {
+        self.config.consecutive_failures = None;
+        self
+    }
+    /// Trip when failures / calls in the window reach `rate`, in (0, 1].
+    pub fn failure_rate(mut self, rate: f64) -> Self {
+        self.config.failure_rate = Some(rate);
+        self
+    }
+    /// Trip when calls of at least `slow` / calls in the window reach `rate`, in (0, 1].
+    pub fn slow_call_rate(mut self, rate: f64, slow: Duration) -> Self {
+        self.config.slow_call_rate = Some(rate);
+        self.config.slow_call_duration = slow;
+        self
+    }
+    /// The rate rules wait for `n` calls in the window.
+    pub fn minimum_calls(mut self, n: u32) -> Self {
+        self.config.minimum_calls = n;
+        self
+    }
+    /// Evaluate the rate rules over the last `size` outcomes.
+    pub fn count_window(mut self, size: u32) -> Self {
+        self.config.window = WindowConfig::Count { size };
+        self
+    }
+    /// Evaluate the rate rules over the last `duration`, kept in `buckets` slices.
+    pub fn time_window(mut self, duration: Duration, buckets: u32) -> Self {
+        self.config.window = WindowConfig::Time { duration, buckets };
+        self
+    }
+    /// How long the first trip stays open.
+    pub fn open_duration(mut self, d: Duration) -> Self {
+        self.config.open_duration = d;
+        self
+    }
+    /// Multiply the open duration by `multiplier` on each re-trip, up to `max`.
+    pub fn open_backoff(mut self, multiplier: f64, max: Duration) -> Self {
+        self.config.open_backoff_multiplier = multiplier;
+        self.config.max_open_duration = max;
+        self
+    }
+    /// Shorten each open duration by up to `fraction` of it, at random, so a fleet does not
+    /// send its trial calls in lockstep.
+    pub fn open_jitter(mut self, fraction: f64) -> Self {
+        self.config.open_jitter = fraction;
+        self
+    }
+    /// Admit at most `n` trial calls at once in HalfOpen.
+    pub fn half_open_max_calls(mut self, n: u32) -> Self {
+        self.config.half_open_max_calls = n;
+        self
+    }
+    /// Close after `n` successful trial calls.
+    pub fn success_threshold(mut self, n: u32) -> Self {
+        self.config.success_threshold = n;
+        self
+    }
+    /// While open, a health probe is due every `every`; a successful probe moves the breaker
+    /// to HalfOpen before the open duration ends.
+    pub fn probe_interval(mut self, every: Duration) -> Self {
+        self.config.probe_interval = Some(every);
+        self
+    }
+    /// Validates and returns the config.
+    pub fn build(self) -> Result<BreakerConfig, InvalidConfig> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
+
+/// Optional rules in TOML: a value sets the rule, `false` turns it off (TOML has no null).
+pub(crate) mod toggle {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Toggle<T> {
+        Off(bool),
+        On(T),
+    }
+
+    pub(crate) fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<T>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => v.serialize(s),
+            None => s.serialize_bool(false),
+        }
+    }
+
+    pub(crate) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        match Toggle::<T>::deserialize(d)? {
+            Toggle::On(v) => Ok(Some(v)),
+            Toggle::Off(false) => Ok(None),
+            Toggle::Off(true) => Err(de::Error::custom(
+                "`true` is not a threshold: give a number, or `false` to turn the rule off",
+            )),
+        }
+    }
+}

@@ -1,0 +1,430 @@
+//! The breaker box's config: defaults, one rule per named breaker, the cap.
+
+use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, toggle};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// The name of the breaker that requests share past [`BoxConfig::max_breakers`].
+pub const OVERFLOW_BREAKER: &str = "overflow";
+
+/// What a [`BreakerBox`](crate::BreakerBox) does with a new target once it holds
+/// `max_breakers` per-target breakers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overflow {
+    /// New targets share one breaker named `overflow` in MetricsOnly mode: their calls pass and
+    /// are counted, and one failing host cannot block the others. The default.
+    #[default]
+    MetricsOnly,
+    /// New targets share one real breaker named `overflow`, built from the defaults: they are
+    /// protected together, so failures of any of them may block all of them.
+    Shared,
+}
+
+/// Which requests a rule's breaker guards: a host, exact or `*.suffix`, and optionally a path
+/// prefix.
+///
+/// Hosts compare case-insensitively. `*.example.com` matches `api.example.com` and
+/// `a.b.example.com`, not `example.com`. A path prefix is a plain string prefix of the request
+/// path (`/v1/models/vision` matches `/v1/models/vision:annotate`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Match {
+    host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    path_prefix: Option<String>,
+}
+
+impl Match {
+    /// Requests to `host` (`"api.spotify.com"`, or `"*.spotify.com"` for every subdomain).
+    pub fn host(host: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            path_prefix: None,
+        }
+    }
+
+    /// Narrows the match to request paths starting with `prefix` (which starts with `/`).
+    pub fn path_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.path_prefix = Some(prefix.into());
+        self
+    }
+
+    /// The host pattern.
+    pub fn host_pattern(&self) -> &str {
+        &self.host
+    }
+
+    /// The path prefix, if any.
+    pub fn path(&self) -> Option<&str> {
+        self.path_prefix.as_deref()
+    }
+
+    /// Whether `host` matches this rule's host pattern.
+    pub fn matches_host(&self, host: &str) -> bool {
+        match self.host.strip_prefix("*.") {
+            Some(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.as_bytes()[host.len() - suffix.len() - 1] == b'.'
+                    && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+            }
+            None => host.eq_ignore_ascii_case(&self.host),
+        }
+    }
+
+    /// Whether `path` falls under this rule's path prefix (always, if it has none).
+    pub fn matches_path(&self, path: &str) -> bool {
+        self.path_prefix
+            .as_deref()
+            .is_none_or(|prefix| path.starts_with(prefix))
+    }
+
+    fn validate(&self) -> Result<(), InvalidConfig> {
+        let bare = self.host.strip_prefix("*.").unwrap_or(&self.host);
+        if bare.is_empty()
+            || bare.contains(['*', '/', ' ', ':'])
+            || bare.starts_with('.')
+            || bare.ends_with('.')
+        {
+            return Err(InvalidConfig::new(
+                "match.host",
+                format_args!("{:?}", self.host),
+                "must be a host name, or `*.` followed by a domain suffix",
+            ));
+        }
+        if let Some(prefix) = &self.path_prefix {
+            if !prefix.starts_with('/') {
+                return Err(InvalidConfig::new(
+                    "match.path_prefix",
+                    format_args!("{prefix:?}"),
+                    "must start with `/`",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A named breaker and the requests it guards, with its own thresholds.
+///
+/// In TOML, one `[[breakers]]` entry: `name`, `match`, and any key of [`BreakerConfig`] that
+/// differs from `[defaults]` (absent keys inherit; `false` turns an inherited rule off). In code,
+/// [`BreakerRule::config`] gives the whole config.
+///
+/// The override keys sit in this struct itself rather than in a flattened one: serde cannot both
+/// flatten and reject unknown keys, and a misspelt threshold must be an error, not a default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BreakerRule {
+    name: String,
+    #[serde(rename = "match")]
+    matcher: Match,
+    #[serde(
+        default,
+        with = "override_toggle",
+        skip_serializing_if = "Option::is_none"
+    )]
+    consecutive_failures: Option<Option<u32>>,
+    #[serde(
+        default,
+        with = "override_toggle",
+        skip_serializing_if = "Option::is_none"
+    )]
+    failure_rate: Option<Option<f64>>,
+    #[serde(
+        default,
+        with = "override_toggle",
+        skip_serializing_if = "Option::is_none"
+    )]
+    slow_call_rate: Option<Option<f64>>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    slow_call_duration: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minimum_calls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    window: Option<WindowConfig>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    open_duration: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_backoff_multiplier: Option<f64>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    max_open_duration: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_jitter: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    half_open_max_calls: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    success_threshold: Option<u32>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    probe_interval: Option<Duration>,
+}
+
+impl BreakerRule {
+    /// A rule for breaker `name`, guarding the requests `matcher` selects, with the box's
+    /// default config until [`config`](Self::config) says otherwise.
+    pub fn new(name: impl Into<String>, matcher: Match) -> Self {
+        Self {
+            name: name.into(),
+            matcher,
+            consecutive_failures: None,
+            failure_rate: None,
+            slow_call_rate: None,
+            slow_call_duration: None,
+            minimum_calls: None,
+            window: None,
+            open_duration: None,
+            open_backoff_multiplier: None,
+            max_open_duration: None,
+            open_jitter: None,
+            half_open_max_calls: None,
+            success_threshold: None,
+            probe_interval: None,
+        }
+    }
+
+    /// Gives this breaker its own whole config instead of the defaults.
+    pub fn config(self, c: BreakerConfig) -> Self {
+        Self {
+            name: self.name,
+            matcher: self.matcher,
+            consecutive_failures: Some(c.consecutive_failures),
+            failure_rate: Some(c.failure_rate),
+            slow_call_rate: Some(c.slow_call_rate),
+            slow_call_duration: Some(c.slow_call_duration),
+            minimum_calls: Some(c.minimum_calls),
+            window: Some(c.window),
+            open_duration: Some(c.open_duration),
+            open_backoff_multiplier: Some(c.open_backoff_multiplier),
+            max_open_duration: Some(c.max_open_duration),
+            open_jitter: Some(c.open_jitter),
+            half_open_max_calls: Some(c.half_open_max_calls),
+            success_threshold: Some(c.success_threshold),
+            probe_interval: c.probe_interval,
+        }
+    }
+
+    /// The breaker's name, as it appears in metrics, logs and the status table.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Which requests the breaker guards.
+    pub fn matcher(&self) -> &Match {
+        &self.matcher
+    }
+
+    /// This rule's config: the defaults with this rule's overrides applied, validated.
+    pub fn resolve(&self, defaults: &BreakerConfig) -> Result<BreakerConfig, InvalidConfig> {
+        fn set<T: Clone>(slot: &mut T, over: &Option<T>) {
+            if let Some(v) = over {
+                *slot = v.clone();
+            }
+        }
+        let mut c = defaults.clone();
+        set(&mut c.consecutive_failures, &self.consecutive_failures);
+        set(&mut c.failure_rate, &self.failure_rate);
+        set(&mut c.slow_call_rate, &self.slow_call_rate);
+        set(&mut c.slow_call_duration, &self.slow_call_duration);
+        set(&mut c.minimum_calls, &self.minimum_calls);
+        set(&mut c.window, &self.window);
+        set(&mut c.open_duration, &self.open_duration);
+        set(
+            &mut c.open_backoff_multiplier,
+            &self.open_backoff_multiplier,
+        );
+        set(&mut c.max_open_duration, &self.max_open_duration);
+        set(&mut c.open_jitter, &self.open_jitter);
+        set(&mut c.half_open_max_calls, &self.half_open_max_calls);
+        set(&mut c.success_threshold, &self.success_threshold);
+        if self.probe_interval.is_some() {
+            c.probe_interval = self.probe_interval;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+}
+
+/// `Option<Option<T>>` in TOML: absent inherits, `false` turns off, a value sets.
+mod override_toggle {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub(super) fn serialize<T: Serialize, S: Serializer>(
+        v: &Option<Option<T>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(inner) => super::toggle::serialize(inner, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
+    where
+        T: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        super::toggle::deserialize(d).map(Some)
+    }
+}
+
+/// The whole breaker box: default thresholds, named breakers with their matches, and the cap.
+///
+/// ```toml
+/// max_breakers = 1000
+///
+/// [defaults]
+/// consecutive_failures = 5
+/// open_duration = "60s"
+///
+/// [[breakers]]
+/// name = "spotify"
+/// match = { host = "api.spotify.com" }
+/// consecutive_failures = 10
+/// open_duration = "120s"
+/// success_threshold = 2
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoxConfig {
+    pub(crate) max_breakers: usize,
+    pub(crate) overflow: Overflow,
+    pub(crate) defaults: BreakerConfig,
+    pub(crate) breakers: Vec<BreakerRule>,
+}
+
+impl Default for BoxConfig {
+    fn default() -> Self {
+        Self {
+            max_breakers: 1000,
+            overflow: Overflow::default(),
+            defaults: BreakerConfig::default(),
+            breakers: Vec::new(),
+        }
+    }
+}
+
+// === impl BoxConfig ===
+
+impl BoxConfig {
+    /// A builder starting from the defaults: no rules, at most 1000 per-target breakers.
+    pub fn builder() -> BoxConfigBuilder {
+        BoxConfigBuilder {
+            config: Self::default(),
+        }
+    }
+
+    /// Parses a breaker box config from TOML text and validates it.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    pub fn from_toml(text: &str) -> Result<Self, super::ConfigError> {
+        let config: Self = toml::from_str(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The config of breakers that no rule names.
+    pub fn defaults(&self) -> &BreakerConfig {
+        &self.defaults
+    }
+
+    /// The named breakers, in matching order (the first match wins).
+    pub fn rules(&self) -> &[BreakerRule] {
+        &self.breakers
+    }
+
+    /// The most per-target breakers the box creates; see [`Overflow`] for what comes after.
+    /// Breakers named by rules do not count: their number is fixed by the config.
+    pub fn max_breakers(&self) -> usize {
+        self.max_breakers
+    }
+
+    /// What happens past `max_breakers`.
+    pub fn overflow(&self) -> Overflow {
+        self.overflow
+    }
+
+    /// Checks the defaults, every rule (as merged onto the defaults) and the cap.
+    pub fn validate(&self) -> Result<(), InvalidConfig> {
+        if self.max_breakers == 0 {
+            return Err(InvalidConfig::new(
+                "max_breakers",
+                self.max_breakers,
+                "must be at least 1",
+            ));
+        }
+        self.defaults.validate().map_err(|e| e.within("defaults"))?;
+        for (i, rule) in self.breakers.iter().enumerate() {
+            let table = format!("breakers[{i}]");
+            if rule.name.trim().is_empty() || rule.name == OVERFLOW_BREAKER {
+                return Err(InvalidConfig::new(
+                    "name",
+                    format_args!("{:?}", rule.name),
+                    "must be a non-empty name other than \"overflow\"",
+                )
+                .within(&table));
+            }
+            if self.breakers[..i].iter().any(|r| r.name == rule.name) {
+                return Err(InvalidConfig::new(
+                    "name",
+                    format_args!("{:?}", rule.name),
+                    "names another breaker already: each rule names its own",
+                )
+                .within(&table));
+            }
+            rule.matcher.validate().map_err(|e| e.within(&table))?;
+            rule.resolve(&self.defaults).map_err(|e| e.within(&table))?;
+        }
+        Ok(())
+    }
+}
+
+/// Builds a [`BoxConfig`]; `build` validates it.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct BoxConfigBuilder {
+    config: BoxConfig,
+}
+
+impl BoxConfigBuilder {
+    /// The config of breakers that no rule names.
+    pub fn defaults(mut self, defaults: BreakerConfig) -> Self {
+        self.config.defaults = defaults;
+        self
+    }
+    /// Adds a named breaker; rules match in the order they are added.
+    pub fn rule(mut self, rule: BreakerRule) -> Self {
+        self.config.breakers.push(rule);
+        self
+    }
+    /// Caps the per-target breakers the box creates.
+    pub fn max_breakers(mut self, n: usize) -> Self {
+        self.config.max_breakers = n;
+        self
+    }
+    /// What happens past the cap.
+    pub fn overflow(mut self, overflow: Overflow) -> Self {
+        self.config.overflow = overflow;
+        self
+    }
+    /// Validates and returns the config.
+    pub fn build(self) -> Result<BoxConfig, InvalidConfig> {
+        self.config.validate()?;
+        Ok(self.config)
+    }
+}
