@@ -53,6 +53,7 @@
 //!   the [`metrics`](https://docs.rs/metrics) facade.
 //! - `toml`: load [`BoxConfig`] and [`BreakerConfig`] from TOML text.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
 
 pub mod breaker_box;
 pub mod circuit_breaker;

@@ -77,7 +77,7 @@ impl fmt::Display for TransitionReason {
                 write!(f, "slow-call rate {:.1}%", rate * 100.0)
             }
             TransitionReason::TrialsSucceeded { count } => {
-                write!(f, "{count} trial calls succeeded")
+                write!(f, "trial calls succeeded ({count})")
             }
             other => f.write_str(other.as_str()),
         }

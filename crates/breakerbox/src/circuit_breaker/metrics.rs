@@ -28,13 +28,31 @@ mod enabled {
         success_seconds: Histogram,
         failure_seconds: Histogram,
         ignored_seconds: Histogram,
+        /// The four automatic transitions, resolved up front so that their series exist (at 0)
+        /// from the start and come from the same recorder as the rest.
+        tripped: Counter,
+        half_opened: Counter,
+        reopened: Counter,
+        closed: Counter,
     }
 
     impl BreakerMetrics {
         pub(crate) fn new(name: &str, state: State) -> Self {
             let calls = |result: &'static str| counter!("circuit_breaker_calls_total", "breaker" => name.to_owned(), "result" => result);
             let seconds = |result: &'static str| histogram!("circuit_breaker_call_duration_seconds", "breaker" => name.to_owned(), "result" => result);
+            let transitions = |from: State, to: State| {
+                counter!(
+                    "circuit_breaker_transitions_total",
+                    "breaker" => name.to_owned(),
+                    "from" => from.as_str(),
+                    "to" => to.as_str()
+                )
+            };
             let m = Self {
+                tripped: transitions(State::Closed, State::Open),
+                half_opened: transitions(State::Open, State::HalfOpen),
+                reopened: transitions(State::HalfOpen, State::Open),
+                closed: transitions(State::HalfOpen, State::Closed),
                 name: name.to_owned(),
                 state: gauge!("circuit_breaker_state", "breaker" => name.to_owned()),
                 success: calls("success"),
@@ -67,15 +85,22 @@ mod enabled {
             self.rejected.increment(1);
         }
 
-        /// Slow path: a transition resolves its counter on the spot.
+        /// Slow path. Operator transitions (forced open, reset, …) resolve their counter on the
+        /// spot, from the global recorder.
         pub(crate) fn transition(&self, from: State, to: State) {
-            counter!(
-                "circuit_breaker_transitions_total",
-                "breaker" => self.name.clone(),
-                "from" => from.as_str(),
-                "to" => to.as_str()
-            )
-            .increment(1);
+            match (from, to) {
+                (State::Closed, State::Open) => self.tripped.increment(1),
+                (State::Open, State::HalfOpen) => self.half_opened.increment(1),
+                (State::HalfOpen, State::Open) => self.reopened.increment(1),
+                (State::HalfOpen, State::Closed) => self.closed.increment(1),
+                _ => counter!(
+                    "circuit_breaker_transitions_total",
+                    "breaker" => self.name.clone(),
+                    "from" => from.as_str(),
+                    "to" => to.as_str()
+                )
+                .increment(1),
+            }
             self.state.set(to.gauge_value());
         }
     }

@@ -1,0 +1,185 @@
+//! The hot path allocates nothing: 10,000 admissions and recordings in Closed, counted by a
+//! global allocator that counts this thread's allocations.
+#![allow(unsafe_code)] // the counting allocator; it only forwards to the system allocator
+
+use breakerbox::clock::ManualClock;
+use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+struct Counting;
+
+thread_local! {
+    // Per thread, so tests running in parallel do not count each other's allocations.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    if COUNTING.with(Cell::get) {
+        ALLOCATIONS.with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
+// guarantees are ours; the bookkeeping touches only const-initialised thread-locals, which do
+// not allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_allocation();
+        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Allocations made on this thread while `f` runs.
+fn allocations_in(f: impl FnOnce()) -> usize {
+    let before = ALLOCATIONS.with(Cell::get);
+    COUNTING.with(|c| c.set(true));
+    f();
+    COUNTING.with(|c| c.set(false));
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+/// A recorder whose handles are plain atomics, like a real exporter's: it shows what the breaker
+/// itself does per call once a recorder is installed.
+#[derive(Default)]
+struct AtomicRecorder {
+    histogram_records: Arc<AtomicHistogram>,
+}
+
+#[derive(Default)]
+struct AtomicHistogram(AtomicU64);
+
+impl metrics::HistogramFn for AtomicHistogram {
+    fn record(&self, _value: f64) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+impl Recorder for AtomicRecorder {
+    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
+    fn register_counter(&self, _: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(Arc::new(AtomicU64::new(0)))
+    }
+    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(Arc::new(AtomicU64::new(0)))
+    }
+    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(self.histogram_records.clone())
+    }
+}
+
+fn configs() -> Vec<(&'static str, BreakerConfig)> {
+    let b = BreakerConfig::builder;
+    vec![
+        ("consecutive failures", b().build().unwrap()),
+        (
+            "failure rate, count window",
+            b().failure_rate(0.5)
+                .minimum_calls(10)
+                .count_window(100)
+                .build()
+                .unwrap(),
+        ),
+        (
+            "slow-call rate, time window",
+            b().slow_call_rate(0.5, Duration::from_secs(1))
+                .time_window(Duration::from_secs(60), 60)
+                .build()
+                .unwrap(),
+        ),
+        (
+            "every rule",
+            b().consecutive_failures(1000)
+                .failure_rate(0.9)
+                .slow_call_rate(0.9, Duration::from_secs(5))
+                .time_window(Duration::from_secs(10), 10)
+                .build()
+                .unwrap(),
+        ),
+    ]
+}
+
+fn ten_thousand_calls(breaker: &CircuitBreaker, clock: &ManualClock) {
+    for i in 0..10_000u32 {
+        let permit = breaker.try_acquire().expect("closed");
+        clock.advance(Duration::from_millis(7)); // time-based windows rotate buckets
+        permit.record(match i % 10 {
+            0 => Outcome::Failure,
+            1 => Outcome::Ignored,
+            _ => Outcome::Success,
+        });
+        if i % 100 == 0 {
+            drop(breaker.try_acquire_owned().expect("closed")); // a cancelled call
+        }
+    }
+}
+
+#[test]
+fn closed_admission_and_recording_allocate_nothing() {
+    let recorder = AtomicRecorder::default();
+    for (with_recorder, (name, config)) in [false, true]
+        .into_iter()
+        .flat_map(|r| configs().into_iter().map(move |c| (r, c)))
+    {
+        let clock = ManualClock::new();
+        let build = || {
+            CircuitBreaker::builder(name, config.clone())
+                .clock(Arc::new(clock.clone()))
+                .build()
+                .unwrap()
+        };
+        let breaker = if with_recorder {
+            metrics::with_local_recorder(&recorder, build)
+        } else {
+            build()
+        };
+        let allocations = allocations_in(|| ten_thousand_calls(&breaker, &clock));
+        assert_eq!(
+            breaker.state(),
+            State::Closed,
+            "{name}: the traffic was healthy"
+        );
+        assert_eq!(
+            allocations, 0,
+            "{name} (recorder installed: {with_recorder}): allocations over 10,000 calls"
+        );
+    }
+    // The histogram saw every recorded call of the runs with the recorder (a cancelled call has
+    // no duration): the metrics path really ran while nothing was allocated.
+    assert_eq!(
+        recorder.histogram_records.0.load(Ordering::Relaxed),
+        4 * 10_000
+    );
+}
+
+#[test]
+fn the_counter_sees_allocations() {
+    // The instrument itself must be able to fail.
+    let n = allocations_in(|| drop(std::hint::black_box(vec![1u8; 64])));
+    assert!(n >= 1);
+}

@@ -1,0 +1,538 @@
+//! The circuit breaker's rules, windows, modes, probe and events, driven by a manual clock.
+
+use breakerbox::clock::ManualClock;
+use breakerbox::{
+    BreakerConfig, CircuitBreaker, Outcome, State, TransitionEvent, TransitionReason,
+};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SEC: Duration = Duration::from_secs(1);
+
+fn breaker(config: BreakerConfig) -> (CircuitBreaker, ManualClock) {
+    let clock = ManualClock::new();
+    let b = CircuitBreaker::builder("upstream", config)
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .expect("valid config");
+    (b, clock)
+}
+
+fn call(b: &CircuitBreaker, outcome: Outcome) {
+    b.try_acquire().expect("admitted").record(outcome);
+}
+
+fn call_taking(b: &CircuitBreaker, clock: &ManualClock, took: Duration, outcome: Outcome) {
+    let permit = b.try_acquire().expect("admitted");
+    clock.advance(took);
+    permit.record(outcome);
+}
+
+fn events(b: &CircuitBreaker) -> Arc<Mutex<Vec<TransitionEvent>>> {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    b.on_transition(move |e| sink.lock().unwrap().push(e.clone()));
+    seen
+}
+
+// === trip rules ===
+
+#[test]
+fn consecutive_failures_trip_and_a_success_resets_the_run() {
+    let (b, _) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(3)
+            .build()
+            .unwrap(),
+    );
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Success);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Closed, "the success broke the run");
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    let rejected = b.try_acquire().unwrap_err();
+    assert_eq!(rejected.breaker(), "upstream");
+    assert_eq!(rejected.state(), State::Open);
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(60)));
+}
+
+#[test]
+fn ignored_outcomes_neither_break_nor_extend_a_run() {
+    let (b, _) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(2)
+            .build()
+            .unwrap(),
+    );
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Ignored);
+    assert_eq!(b.snapshot().consecutive_failures, 1);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn failure_rate_waits_for_minimum_calls_over_a_count_window() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .count_window(4)
+        .build()
+        .unwrap();
+    let (b, _) = breaker(config);
+    for _ in 0..3 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Closed, "3 calls < minimum_calls");
+    let seen = events(&b);
+    call(&b, Outcome::Success);
+    assert_eq!(b.state(), State::Open, "3 of 4 failed");
+    let e = seen.lock().unwrap()[0].clone();
+    assert_eq!(e.reason, TransitionReason::FailureRate { rate: 0.75 });
+}
+
+#[test]
+fn count_window_forgets_old_failures() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .count_window(4)
+        .build()
+        .unwrap();
+    let (b, _) = breaker(config);
+    call(&b, Outcome::Failure);
+    for _ in 0..4 {
+        call(&b, Outcome::Success);
+    }
+    // Window now S S S S; one failure makes it 1 of 4.
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Closed);
+    let snap = b.snapshot();
+    assert_eq!((snap.window_calls, snap.window_failures), (4, 1));
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open, "2 of the last 4 failed");
+}
+
+#[test]
+fn time_window_forgets_failures_older_than_the_window() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(11));
+    // The three failures are out of the window: 1 failure in 4 calls.
+    call(&b, Outcome::Success);
+    call(&b, Outcome::Success);
+    call(&b, Outcome::Success);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.snapshot().window_calls, 4);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Closed, "2 of 5 failed");
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open, "3 of 6 failed");
+}
+
+#[test]
+fn slow_call_rate_trips_on_slow_successes() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .slow_call_rate(0.5, Duration::from_secs(2))
+        .minimum_calls(2)
+        .count_window(10)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call_taking(&b, &clock, Duration::from_millis(100), Outcome::Success);
+    call_taking(&b, &clock, Duration::from_millis(1999), Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+    let seen = events(&b);
+    call_taking(&b, &clock, Duration::from_secs(2), Outcome::Success);
+    call_taking(&b, &clock, Duration::from_secs(5), Outcome::Success);
+    assert_eq!(b.state(), State::Open, "2 of 4 calls took >= 2s");
+    assert_eq!(
+        seen.lock().unwrap()[0].reason,
+        TransitionReason::SlowCallRate { rate: 0.5 }
+    );
+}
+
+#[test]
+fn rules_combine_and_the_first_to_fire_trips() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(3)
+        .failure_rate(0.6)
+        .minimum_calls(5)
+        .count_window(5)
+        .build()
+        .unwrap();
+    let (b, _) = breaker(config);
+    let seen = events(&b);
+    for o in [
+        Outcome::Failure,
+        Outcome::Success,
+        Outcome::Failure,
+        Outcome::Success,
+        Outcome::Failure,
+    ] {
+        call(&b, o);
+    }
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "3 of 5 failed though never 3 in a row"
+    );
+    assert_eq!(
+        seen.lock().unwrap()[0].reason,
+        TransitionReason::FailureRate { rate: 0.6 }
+    );
+}
+
+// === open and half-open ===
+
+#[test]
+fn open_duration_grows_on_each_retrip_is_capped_and_resets_on_close() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(10))
+        .open_backoff(3.0, Duration::from_secs(50))
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    let mut expected = [10, 30, 50, 50].into_iter();
+    let mut open_for = expected.next().unwrap();
+    loop {
+        assert_eq!(b.retry_in(), Some(Duration::from_secs(open_for)));
+        clock.advance(Duration::from_secs(open_for) - Duration::from_nanos(1));
+        assert!(b.try_acquire().is_err(), "still open 1ns before the end");
+        clock.advance(Duration::from_nanos(1));
+        let trial = b.try_acquire().expect("a trial call");
+        assert_eq!(b.state(), State::HalfOpen);
+        match expected.next() {
+            Some(next) => {
+                trial.record(Outcome::Failure);
+                open_for = next;
+            }
+            None => {
+                trial.record(Outcome::Success);
+                break;
+            }
+        }
+    }
+    assert_eq!(b.state(), State::Closed);
+    call(&b, Outcome::Failure);
+    assert_eq!(
+        b.retry_in(),
+        Some(Duration::from_secs(10)),
+        "a close resets the growth"
+    );
+}
+
+#[test]
+fn open_jitter_only_shortens_within_its_fraction() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(100))
+        .open_jitter(0.2)
+        .build()
+        .unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..50 {
+        let (b, _) = breaker(config.clone());
+        call(&b, Outcome::Failure);
+        let open_for = b.retry_in().unwrap();
+        assert!(open_for <= Duration::from_secs(100) && open_for > Duration::from_secs(80));
+        seen.insert(open_for);
+    }
+    assert!(seen.len() > 1, "jitter varies the open duration");
+}
+
+#[test]
+fn half_open_admits_at_most_max_calls_and_needs_success_threshold() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .half_open_max_calls(2)
+        .success_threshold(3)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(60));
+    let first = b.try_acquire().unwrap();
+    let second = b.try_acquire().unwrap();
+    assert!(first.is_trial() && second.is_trial());
+    let full = b.try_acquire().unwrap_err();
+    assert_eq!((full.state(), full.retry_after()), (State::HalfOpen, None));
+    first.record(Outcome::Success);
+    second.record(Outcome::Success);
+    assert_eq!(b.state(), State::HalfOpen, "2 of 3 successes");
+    b.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn any_trial_failure_reopens_and_outstanding_trials_go_stale() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .half_open_max_calls(2)
+        .success_threshold(2)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(60));
+    let slow = b.try_acquire().unwrap();
+    b.try_acquire().unwrap().record(Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    // The other trial ends after the re-trip: it must not count toward the new period.
+    slow.record(Outcome::Success);
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.retry_in(), Some(Duration::from_secs(120)));
+}
+
+#[test]
+fn a_dropped_trial_permit_frees_its_slot_and_counts_as_nothing() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .success_threshold(1)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(60));
+    for _ in 0..100 {
+        drop(b.try_acquire().expect("the dropped trial freed the slot"));
+    }
+    assert_eq!(b.state(), State::HalfOpen);
+    let snap = b.snapshot();
+    assert_eq!((snap.half_open_in_flight, snap.half_open_successes), (0, 0));
+    b.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn a_slow_trial_counts_as_a_failure_when_a_slow_rule_is_set() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .slow_call_rate(1.0, Duration::from_secs(1))
+        .minimum_calls(1)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(60));
+    call_taking(&b, &clock, Duration::from_secs(3), Outcome::Success);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn outcomes_of_calls_admitted_before_a_trip_are_ignored() {
+    let (b, clock) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(2)
+            .build()
+            .unwrap(),
+    );
+    let late = b.try_acquire_owned().unwrap();
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    clock.advance(Duration::from_secs(60));
+    b.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+    // A failure from the old Closed period lands in the new one: it must not count.
+    late.record(Outcome::Failure);
+    assert_eq!(b.snapshot().consecutive_failures, 0);
+}
+
+// === probe ===
+
+#[test]
+fn probe_is_due_every_interval_while_open_one_at_a_time() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(60))
+        .probe_interval(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    assert!(b.probe_due().is_none(), "closed: no probe");
+    call(&b, Outcome::Failure);
+    assert_eq!(b.next_probe_in(), Some(Duration::from_secs(10)));
+    clock.advance(Duration::from_secs(10));
+    let probe = b.probe_due().expect("due");
+    assert!(b.probe_due().is_none(), "one probe at a time");
+    probe.failed();
+    assert_eq!(b.next_probe_in(), Some(Duration::from_secs(10)));
+    clock.advance(Duration::from_secs(10));
+    drop(b.probe_due().expect("due again"));
+    assert_eq!(b.state(), State::Open, "a dropped probe is a failed one");
+    clock.advance(Duration::from_secs(10));
+    let seen = events(&b);
+    b.probe_due().expect("due a third time").succeeded();
+    assert_eq!(b.state(), State::HalfOpen);
+    assert_eq!(
+        seen.lock().unwrap()[0].reason,
+        TransitionReason::ProbeSucceeded
+    );
+    b.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn no_probe_once_the_open_duration_is_over() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(15))
+        .probe_interval(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(15));
+    assert!(b.probe_due().is_none(), "the next call is a trial anyway");
+    assert!(b.try_acquire().unwrap().is_trial());
+}
+
+// === modes ===
+
+#[test]
+fn forced_open_rejects_until_reset() {
+    let (b, clock) = breaker(BreakerConfig::default());
+    b.force_open();
+    clock.advance(Duration::from_secs(3600));
+    let e = b.try_acquire().unwrap_err();
+    assert_eq!((e.state(), e.retry_after()), (State::ForcedOpen, None));
+    assert!(e.to_string().contains("forced open"));
+    b.reset();
+    assert!(b.try_acquire().is_ok());
+}
+
+#[test]
+fn disabled_admits_everything_and_records_nothing() {
+    let (b, _) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap(),
+    );
+    b.disable();
+    for _ in 0..10 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Disabled);
+    assert_eq!(b.snapshot().consecutive_failures, 0);
+}
+
+#[test]
+fn metrics_only_records_but_never_trips() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(2)
+        .failure_rate(0.5)
+        .minimum_calls(2)
+        .count_window(10)
+        .build()
+        .unwrap();
+    let (b, _) = breaker(config);
+    b.metrics_only();
+    for _ in 0..10 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::MetricsOnly);
+    let snap = b.snapshot();
+    assert_eq!((snap.consecutive_failures, snap.window_failures), (10, 10));
+    b.reset();
+    assert_eq!(b.snapshot().window_calls, 0, "reset clears the counters");
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open, "back to normal: the rules apply");
+}
+
+#[test]
+fn reset_closes_clears_and_restores_the_base_open_duration() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(SEC)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(SEC);
+    b.try_acquire().unwrap().record(Outcome::Failure);
+    assert_eq!(b.retry_in(), Some(2 * SEC));
+    let seen = events(&b);
+    b.reset();
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(seen.lock().unwrap()[0].reason, TransitionReason::Reset);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.retry_in(), Some(SEC));
+}
+
+// === events ===
+
+#[test]
+fn every_transition_emits_one_event_in_order() {
+    let (b, clock) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(1)
+            .build()
+            .unwrap(),
+    );
+    let seen = events(&b);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(60));
+    b.try_acquire().unwrap().record(Outcome::Success);
+    b.force_open();
+    b.disable();
+    b.metrics_only();
+    b.reset();
+    let got: Vec<(State, State, &str)> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| (e.from, e.to, e.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (State::Closed, State::Open, "consecutive_failures"),
+            (State::Open, State::HalfOpen, "open_duration_elapsed"),
+            (State::HalfOpen, State::Closed, "trials_succeeded"),
+            (State::Closed, State::ForcedOpen, "forced_open"),
+            (State::ForcedOpen, State::Disabled, "disabled"),
+            (State::Disabled, State::MetricsOnly, "metrics_only"),
+            (State::MetricsOnly, State::Closed, "reset"),
+        ]
+    );
+    let first = seen.lock().unwrap()[0].clone();
+    assert_eq!(&*first.breaker, "upstream");
+    assert_eq!(first.at, Duration::ZERO);
+    assert_eq!(seen.lock().unwrap()[1].at, Duration::from_secs(60));
+}
+
+#[test]
+fn clones_share_one_breaker() {
+    let (b, _) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures(2)
+            .build()
+            .unwrap(),
+    );
+    let other = b.clone();
+    call(&b, Outcome::Failure);
+    call(&other, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    assert!(b.ptr_eq(&other));
+}

@@ -1,0 +1,132 @@
+//! The metrics of DESIGN.md section 6, under the names dashboards already alert on.
+
+use breakerbox::clock::ManualClock;
+use breakerbox::{BreakerConfig, CircuitBreaker, Outcome};
+use metrics_util::MetricKind;
+use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything published so far. The debugging recorder drains on each snapshot, so this adds
+/// each snapshot's counters and histogram values to what it has.
+struct Published {
+    snapshotter: Snapshotter,
+    counters: HashMap<String, u64>,
+    histograms: HashMap<String, Vec<f64>>,
+    state: Option<f64>,
+}
+
+fn id(name: &str, labels: &[(&str, &str)]) -> String {
+    let mut labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    labels.sort();
+    format!("{name}{{{}}}", labels.join(","))
+}
+
+impl Published {
+    fn refresh(&mut self) {
+        for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
+            let labels: Vec<(&str, &str)> =
+                key.key().labels().map(|l| (l.key(), l.value())).collect();
+            let id = id(key.key().name(), &labels);
+            match (key.kind(), value) {
+                (MetricKind::Counter, DebugValue::Counter(n)) => {
+                    *self.counters.entry(id).or_default() += n
+                }
+                (MetricKind::Gauge, DebugValue::Gauge(v)) => {
+                    assert_eq!(key.key().name(), "circuit_breaker_state");
+                    self.state = Some(v.into_inner());
+                }
+                (MetricKind::Histogram, DebugValue::Histogram(vs)) => self
+                    .histograms
+                    .entry(id)
+                    .or_default()
+                    .extend(vs.iter().map(|v| v.into_inner())),
+                other => panic!("unexpected metric {other:?}"),
+            }
+        }
+    }
+
+    fn state(&mut self) -> f64 {
+        self.refresh();
+        self.state.take().expect("the state gauge is published")
+    }
+
+    fn counter(&mut self, name: &str, labels: &[(&str, &str)]) -> u64 {
+        self.refresh();
+        self.counters.get(&id(name, labels)).copied().unwrap_or(0)
+    }
+}
+
+#[test]
+fn calls_transitions_state_and_durations_are_published() {
+    let recorder = DebuggingRecorder::new();
+    let mut published = Published {
+        snapshotter: recorder.snapshotter(),
+        counters: HashMap::new(),
+        histograms: HashMap::new(),
+        state: None,
+    };
+    let clock = ManualClock::new();
+    let breaker = metrics::with_local_recorder(&recorder, || {
+        CircuitBreaker::builder(
+            "lastfm",
+            BreakerConfig::builder()
+                .consecutive_failures(2)
+                .build()
+                .unwrap(),
+        )
+        .clock(Arc::new(clock.clone()))
+        .build()
+        .unwrap()
+    });
+    let timed = |outcome| {
+        let permit = breaker.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(250));
+        permit.record(outcome);
+    };
+    assert_eq!(published.state(), 0.0);
+    timed(Outcome::Success);
+    timed(Outcome::Ignored);
+    drop(breaker.try_acquire().unwrap());
+    timed(Outcome::Failure);
+    timed(Outcome::Failure);
+    assert!(breaker.try_acquire().is_err());
+    assert_eq!(published.state(), 2.0);
+    clock.advance(Duration::from_secs(60));
+    let trial = breaker.try_acquire().unwrap();
+    assert_eq!(published.state(), 1.0);
+    trial.record(Outcome::Success);
+    assert_eq!(published.state(), 0.0);
+
+    let mut calls = |result| {
+        published.counter(
+            "circuit_breaker_calls_total",
+            &[("breaker", "lastfm"), ("result", result)],
+        )
+    };
+    assert_eq!(calls("success"), 2);
+    assert_eq!(calls("failure"), 2);
+    assert_eq!(
+        calls("ignored"),
+        2,
+        "an Ignored outcome and a dropped permit"
+    );
+    assert_eq!(calls("rejected"), 1);
+    let mut transitions = |from, to| {
+        published.counter(
+            "circuit_breaker_transitions_total",
+            &[("breaker", "lastfm"), ("from", from), ("to", to)],
+        )
+    };
+    assert_eq!(transitions("closed", "open"), 1);
+    assert_eq!(transitions("open", "half_open"), 1);
+    assert_eq!(transitions("half_open", "closed"), 1);
+    assert_eq!(transitions("closed", "half_open"), 0);
+
+    let failures = id(
+        "circuit_breaker_call_duration_seconds",
+        &[("breaker", "lastfm"), ("result", "failure")],
+    );
+    assert_eq!(published.histograms[&failures], [0.25, 0.25]);
+}
