@@ -61,7 +61,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 e.breaker, e.from, e.to, e.reason
             )
         })
-        .build()?;
+        .build();
 
     let (mut sent, mut rejected) = (0u64, 0u64);
     for t in 0..=400u64 {

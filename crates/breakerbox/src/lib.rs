@@ -30,7 +30,7 @@
 //!         .config(BreakerConfig::builder().consecutive_failures(3).build()?),
 //!     )
 //!     .build()?;
-//! let panel = BreakerBox::new(config)?;
+//! let panel = BreakerBox::new(config);
 //!
 //! let vision = Target::new("https", "generativelanguage.googleapis.com", 443,
 //!     "/v1/models/gemini-pro-vision:generateContent");
@@ -55,21 +55,26 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
+pub mod backoff;
 pub mod breaker_box;
 pub mod circuit_breaker;
 pub mod clock;
 pub mod config;
+pub mod retry;
 mod sync;
 
+pub use backoff::{Backoff, Jitter};
 pub use breaker_box::{BreakerBox, Health, Target};
 pub use circuit_breaker::{
     CircuitBreaker, CircuitOpen, Outcome, OwnedPermit, Permit, ProbeTicket, State, TransitionEvent,
     TransitionReason,
 };
+#[cfg(feature = "toml")]
+pub use config::ConfigError;
 pub use config::{
-    BoxConfig, BreakerConfig, BreakerRule, ConfigError, InvalidConfig, Match, Overflow,
-    WindowConfig,
+    BoxConfig, BreakerConfig, BreakerRule, InvalidConfig, Match, Overflow, WindowConfig,
 };
+pub use retry::{RetryBudget, RetryConfig};
 
 #[doc = include_str!("../../../README.md")]
 #[cfg(doctest)]

@@ -151,7 +151,6 @@ fn closed_admission_and_recording_allocate_nothing() {
             CircuitBreaker::builder(name, config.clone())
                 .clock(Arc::new(clock.clone()))
                 .build()
-                .unwrap()
         };
         let breaker = if with_recorder {
             metrics::with_local_recorder(&recorder, build)

@@ -13,8 +13,7 @@ fn field_box() -> (BreakerBox, ManualClock) {
     let clock = ManualClock::new();
     let panel = BreakerBox::builder(BoxConfig::from_toml(PROFILES).unwrap())
         .clock(Arc::new(clock.clone()))
-        .build()
-        .unwrap();
+        .build();
     (panel, clock)
 }
 
@@ -115,7 +114,7 @@ fn past_the_cap_new_targets_share_a_metrics_only_overflow_breaker() {
         .max_breakers(3)
         .build()
         .unwrap();
-    let panel = BreakerBox::new(config).unwrap();
+    let panel = BreakerBox::new(config);
     for i in 0..1000 {
         let host = format!("host{i}.example");
         let target = https(&host, "/");
@@ -164,7 +163,7 @@ fn a_shared_overflow_breaker_protects_the_overflow_together() {
         )
         .build()
         .unwrap();
-    let panel = BreakerBox::new(config).unwrap();
+    let panel = BreakerBox::new(config);
     fail(&panel, &https("first.example", "/"), 1);
     fail(&panel, &https("a.example", "/"), 1);
     fail(&panel, &https("b.example", "/"), 1);
@@ -174,7 +173,7 @@ fn a_shared_overflow_breaker_protects_the_overflow_together() {
 
 #[test]
 fn concurrent_first_use_creates_exactly_one_breaker_per_target() {
-    let panel = BreakerBox::new(BoxConfig::default()).unwrap();
+    let panel = BreakerBox::new(BoxConfig::default());
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {

@@ -250,10 +250,12 @@ fn toml_errors_name_the_table_and_field() {
         ),
     ];
     for (text, field, value) in cases {
-        match toml_error(text) {
-            ConfigError::Invalid(e) => assert_eq!((e.field(), e.value()), (field, value), "{text}"),
-            other => panic!("{text}: expected an invalid value, got {other}"),
-        }
+        let message = toml_error(text).to_string();
+        let named = format!("invalid config: `{field}` = {value}: ");
+        assert!(
+            message.contains(&named),
+            "{text}\n=> {message}\nwanted {named}"
+        );
     }
 }
 
@@ -279,10 +281,8 @@ fn toml_rejects_unknown_keys_bad_durations_and_true_thresholds() {
             "sliding",
         ),
     ] {
-        match toml_error(text) {
-            ConfigError::Parse(e) => assert!(e.to_string().contains(needle), "{text}: {e}"),
-            other => panic!("{text}: expected a parse error, got {other}"),
-        }
+        let message = toml_error(text).to_string();
+        assert!(message.contains(needle), "{text}: {message}");
     }
 }
 

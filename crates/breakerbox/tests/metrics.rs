@@ -78,7 +78,6 @@ fn calls_transitions_state_and_durations_are_published() {
         )
         .clock(Arc::new(clock.clone()))
         .build()
-        .unwrap()
     });
     let timed = |outcome| {
         let permit = breaker.try_acquire().unwrap();

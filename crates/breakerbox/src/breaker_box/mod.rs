@@ -28,7 +28,7 @@
 //! ```
 //! use breakerbox::{BoxConfig, BreakerBox, Target};
 //!
-//! let panel = BreakerBox::new(BoxConfig::default())?;
+//! let panel = BreakerBox::new(BoxConfig::default());
 //! let a = panel.breaker(&Target::new("https", "api.example.com", 443, "/v1/items"));
 //! let b = panel.breaker(&Target::new("https", "api.example.com", 443, "/v1/users"));
 //! let c = panel.breaker(&Target::new("https", "cdn.example.com", 443, "/a.png"));
@@ -44,9 +44,7 @@ pub use report::{BoxSnapshot, Health, HealthStatus};
 
 use crate::circuit_breaker::{CircuitBreaker, CircuitOpen, Listener, OwnedPermit, TransitionEvent};
 use crate::clock::{MonotonicClock, SharedClock};
-use crate::config::{
-    BoxConfig, BreakerConfig, BreakerRule, InvalidConfig, OVERFLOW_BREAKER, Overflow,
-};
+use crate::config::{BoxConfig, BreakerConfig, BreakerRule, OVERFLOW_BREAKER, Overflow};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -152,8 +150,8 @@ struct HostRoutes {
 }
 
 impl BreakerBox {
-    /// A box with the OS monotonic clock and no listeners; validates `config`.
-    pub fn new(config: BoxConfig) -> Result<Self, InvalidConfig> {
+    /// A box with the OS monotonic clock and no listeners.
+    pub fn new(config: BoxConfig) -> Self {
         Self::builder(config).build()
     }
 
@@ -305,7 +303,6 @@ impl BoxInner {
             .clock(self.clock.clone())
             .listeners(&self.listeners)
             .build()
-            .expect("configs are validated when the box is built")
     }
 
     fn register(&self, breaker: CircuitBreaker) -> CircuitBreaker {
@@ -430,22 +427,19 @@ impl BoxBuilder {
         self
     }
 
-    /// Validates the config and builds the box.
-    pub fn build(self) -> Result<BreakerBox, InvalidConfig> {
+    /// Builds the box.
+    pub fn build(self) -> BreakerBox {
         let config = self.config;
-        config.validate()?;
         let rules = config
             .rules()
             .iter()
-            .map(|rule| {
-                Ok(RuleSlot {
-                    config: rule.resolve(config.defaults())?,
-                    rule: rule.clone(),
-                    breaker: OnceLock::new(),
-                })
+            .map(|rule| RuleSlot {
+                config: rule.merged(config.defaults()),
+                rule: rule.clone(),
+                breaker: OnceLock::new(),
             })
-            .collect::<Result<Vec<_>, InvalidConfig>>()?;
-        Ok(BreakerBox {
+            .collect();
+        BreakerBox {
             inner: Arc::new(BoxInner {
                 rules,
                 hosts: papaya::HashMap::new(),
@@ -459,7 +453,7 @@ impl BoxBuilder {
                 full: AtomicBool::new(false),
                 config,
             }),
-        })
+        }
     }
 }
 

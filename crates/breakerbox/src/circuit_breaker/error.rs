@@ -14,7 +14,7 @@ use std::time::Duration;
 /// ```
 /// use breakerbox::{BreakerConfig, CircuitBreaker, CircuitOpen};
 ///
-/// let breaker = CircuitBreaker::new("espn", BreakerConfig::default())?;
+/// let breaker = CircuitBreaker::new("espn", BreakerConfig::default());
 /// breaker.force_open();
 /// let err: Box<dyn std::error::Error + Send + Sync> = breaker.try_acquire().unwrap_err().into();
 /// let open = err.downcast_ref::<CircuitOpen>().expect("a CircuitOpen");

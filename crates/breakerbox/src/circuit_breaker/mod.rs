@@ -34,7 +34,7 @@
 //!     .build()?;
 //! let breaker = CircuitBreaker::builder("musicbrainz", config)
 //!     .clock(Arc::new(clock.clone()))
-//!     .build()?;
+//!     .build();
 //!
 //! for _ in 0..3 {
 //!     let permit = breaker.try_acquire().expect("closed: admitted");
@@ -79,7 +79,7 @@ use self::permit::{Ticket, TicketKind};
 use self::state::{CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, Word};
 use self::window::{CountWindow, Sample, TimeWindow, Window};
 use crate::clock::{MonotonicClock, SharedClock, nanos};
-use crate::config::{BreakerConfig, InvalidConfig, WindowConfig};
+use crate::config::{BreakerConfig, WindowConfig};
 use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, lock};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -192,7 +192,7 @@ struct Control {
 impl CircuitBreaker {
     /// A breaker named `name` (the name shows in errors, logs, metrics and the status table)
     /// with the OS monotonic clock and no listeners.
-    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Result<Self, InvalidConfig> {
+    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Self {
         Self::builder(name, config).build()
     }
 
@@ -373,10 +373,9 @@ impl Builder {
         self
     }
 
-    /// Validates the config and builds the breaker.
-    pub fn build(self) -> Result<CircuitBreaker, InvalidConfig> {
+    /// Builds the breaker.
+    pub fn build(self) -> CircuitBreaker {
         let config = self.config;
-        config.validate()?;
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
@@ -412,9 +411,9 @@ impl Builder {
             }),
             config,
         };
-        Ok(CircuitBreaker {
+        CircuitBreaker {
             inner: Arc::new(inner),
-        })
+        }
     }
 }
 

@@ -23,7 +23,7 @@ use std::fmt;
 ///     .build()?;
 /// let breaker = CircuitBreaker::builder("beatport", config)
 ///     .clock(Arc::new(clock.clone()))
-///     .build()?;
+///     .build();
 /// breaker.try_acquire().unwrap().record(breakerbox::Outcome::Failure);
 /// assert!(breaker.probe_due().is_none());
 ///

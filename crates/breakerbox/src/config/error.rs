@@ -70,17 +70,24 @@ impl fmt::Display for InvalidConfig {
 
 impl std::error::Error for InvalidConfig {}
 
-/// Loading a config file failed: either it is not valid TOML of the expected shape, or a value in
-/// it is invalid.
+/// Loading a config file failed: it could not be read, or it is not valid TOML of the expected
+/// shape (unknown keys, wrong types), or a value in it is invalid. The message names the key and
+/// its line; for an invalid value it carries the [`InvalidConfig`] text.
+#[cfg(feature = "toml")]
+#[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
-    /// The text is not valid TOML, or has unknown keys or values of the wrong type.
-    #[cfg(feature = "toml")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    /// The file could not be read.
+    #[error("cannot read config file {}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not a valid config.
     #[error("config file: {0}")]
     Parse(#[from] toml::de::Error),
-    /// A value is out of its range.
-    #[error(transparent)]
-    Invalid(#[from] InvalidConfig),
 }

@@ -1,14 +1,17 @@
 //! Breaker and breaker-box configuration: builders, serde (TOML) and validation.
 //!
-//! Every config is checked when it is built or loaded; an out-of-range value is an
-//! [`InvalidConfig`] naming the field and the value, never a panic and never a surprise at the
-//! first call.
+//! Every config is checked when it is built or loaded, so a config value that exists is valid:
+//! an out-of-range value is an [`InvalidConfig`] from the builder, or a deserialization error
+//! carrying the same text, naming the field and the value. Never a panic, and never a surprise
+//! at the first call.
 
 pub(crate) mod duration;
 mod error;
 mod registry;
 
-pub use error::{ConfigError, InvalidConfig};
+#[cfg(feature = "toml")]
+pub use error::ConfigError;
+pub use error::InvalidConfig;
 pub use registry::{BoxConfig, BoxConfigBuilder, BreakerRule, Match, OVERFLOW_BREAKER, Overflow};
 
 use serde::{Deserialize, Serialize};
@@ -85,7 +88,7 @@ impl Default for WindowConfig {
 /// # Ok::<(), breakerbox::InvalidConfig>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct BreakerConfig {
     #[serde(with = "toggle")]
     pub(crate) consecutive_failures: Option<u32>,
@@ -131,6 +134,22 @@ impl Default for BreakerConfig {
 
 // === impl BreakerConfig ===
 
+// Every `BreakerConfig` value is valid: the builder checks, and so does deserialization (the
+// derive above generates unchecked inherent functions that these impls wrap).
+impl Serialize for BreakerConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BreakerConfig::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BreakerConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let config = BreakerConfig::deserialize(d)?;
+        config.validate().map_err(serde::de::Error::custom)?;
+        Ok(config)
+    }
+}
+
 impl BreakerConfig {
     /// A builder starting from the defaults.
     pub fn builder() -> BreakerConfigBuilder {
@@ -139,13 +158,12 @@ impl BreakerConfig {
         }
     }
 
-    /// Parses one breaker's config from TOML text (the keys of the table above) and validates it.
+    /// Parses one breaker's config from TOML text (the keys of the table above); an invalid
+    /// value is an error naming the field and the value.
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Self = toml::from_str(text)?;
-        config.validate()?;
-        Ok(config)
+        Ok(toml::from_str(text)?)
     }
 
     /// Trip after this many failures in a row, if set.
@@ -207,7 +225,7 @@ impl BreakerConfig {
     }
 
     /// Checks every value; the first invalid one is returned, naming its field.
-    pub fn validate(&self) -> Result<(), InvalidConfig> {
+    pub(crate) fn validate(&self) -> Result<(), InvalidConfig> {
         if let Some(n) = self.consecutive_failures {
             if n == 0 {
                 return Err(InvalidConfig::new(

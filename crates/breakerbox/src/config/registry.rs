@@ -231,6 +231,13 @@ impl BreakerRule {
 
     /// This rule's config: the defaults with this rule's overrides applied, validated.
     pub fn resolve(&self, defaults: &BreakerConfig) -> Result<BreakerConfig, InvalidConfig> {
+        let config = self.merged(defaults);
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The merge alone, for a box whose config was validated as a whole.
+    pub(crate) fn merged(&self, defaults: &BreakerConfig) -> BreakerConfig {
         fn set<T: Clone>(slot: &mut T, over: &Option<T>) {
             if let Some(v) = over {
                 *slot = v.clone();
@@ -255,8 +262,7 @@ impl BreakerRule {
         if self.probe_interval.is_some() {
             c.probe_interval = self.probe_interval;
         }
-        c.validate()?;
-        Ok(c)
+        c
     }
 }
 
@@ -300,12 +306,16 @@ mod override_toggle {
 /// success_threshold = 2
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
+#[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct BoxConfig {
     pub(crate) max_breakers: usize,
     pub(crate) overflow: Overflow,
+    // Checked with the rest of the box, so an error names `defaults.<field>`.
+    #[serde(deserialize_with = "BreakerConfig::deserialize")]
     pub(crate) defaults: BreakerConfig,
     pub(crate) breakers: Vec<BreakerRule>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) retry: Option<crate::retry::RetryConfig>,
 }
 
 impl Default for BoxConfig {
@@ -315,11 +325,28 @@ impl Default for BoxConfig {
             overflow: Overflow::default(),
             defaults: BreakerConfig::default(),
             breakers: Vec::new(),
+            retry: None,
         }
     }
 }
 
 // === impl BoxConfig ===
+
+// Like `BreakerConfig`, every `BoxConfig` value is valid, rules merged onto the defaults
+// included.
+impl Serialize for BoxConfig {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        BoxConfig::serialize(self, s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BoxConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let config = BoxConfig::deserialize(d)?;
+        config.validate().map_err(serde::de::Error::custom)?;
+        Ok(config)
+    }
+}
 
 impl BoxConfig {
     /// A builder starting from the defaults: no rules, at most 1000 per-target breakers.
@@ -329,13 +356,24 @@ impl BoxConfig {
         }
     }
 
-    /// Parses a breaker box config from TOML text and validates it.
+    /// Parses a breaker box config from TOML text; an invalid value is an error naming the
+    /// field (with its table, e.g. `breakers[2].failure_rate`) and the value.
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> Result<Self, super::ConfigError> {
-        let config: Self = toml::from_str(text)?;
-        config.validate()?;
-        Ok(config)
+        Ok(toml::from_str(text)?)
+    }
+
+    /// Reads and parses a TOML config file.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    pub fn from_toml_file(path: impl AsRef<std::path::Path>) -> Result<Self, super::ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| super::ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text)
     }
 
     /// The config of breakers that no rule names.
@@ -359,8 +397,14 @@ impl BoxConfig {
         self.overflow
     }
 
+    /// The `[retry]` table, if the config has one: the retry policy front ends apply to the
+    /// requests this box guards.
+    pub fn retry(&self) -> Option<&crate::retry::RetryConfig> {
+        self.retry.as_ref()
+    }
+
     /// Checks the defaults, every rule (as merged onto the defaults) and the cap.
-    pub fn validate(&self) -> Result<(), InvalidConfig> {
+    fn validate(&self) -> Result<(), InvalidConfig> {
         if self.max_breakers == 0 {
             return Err(InvalidConfig::new(
                 "max_breakers",
@@ -420,6 +464,11 @@ impl BoxConfigBuilder {
     /// What happens past the cap.
     pub fn overflow(mut self, overflow: Overflow) -> Self {
         self.config.overflow = overflow;
+        self
+    }
+    /// The retry policy for the requests this box guards.
+    pub fn retry(mut self, retry: crate::retry::RetryConfig) -> Self {
+        self.config.retry = Some(retry);
         self
     }
     /// Validates and returns the config.
