@@ -1,0 +1,101 @@
+//! The circuit breaker's response future.
+
+use crate::classify::Classify;
+use breakerbox::{CircuitOpen, OwnedPermit};
+use pin_project_lite::pin_project;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use tower::BoxError;
+
+pin_project! {
+    /// The response future of [`CircuitBreaker`](super::CircuitBreaker) and
+    /// [`KeyedCircuitBreaker`](super::KeyedCircuitBreaker).
+    ///
+    /// It carries the call's permit: when the inner future completes, the result is classified
+    /// and recorded; when this future is dropped first (the caller gave up, a timeout further
+    /// out fired), the permit records nothing and frees its HalfOpen slot.
+    pub struct ResponseFuture<F, C> {
+        #[pin]
+        kind: Kind<F, C>,
+    }
+}
+
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F, C> {
+        Called {
+            #[pin]
+            future: F,
+            permit: Option<OwnedPermit>,
+            classifier: C,
+        },
+        Unguarded {
+            #[pin]
+            future: F,
+        },
+        Rejected {
+            error: Option<CircuitOpen>,
+        },
+    }
+}
+
+impl<F, C> ResponseFuture<F, C> {
+    pub(crate) fn called(future: F, permit: OwnedPermit, classifier: C) -> Self {
+        Self {
+            kind: Kind::Called {
+                future,
+                permit: Some(permit),
+                classifier,
+            },
+        }
+    }
+
+    /// A call no breaker guards (a request without a target).
+    pub(crate) fn unguarded(future: F) -> Self {
+        Self {
+            kind: Kind::Unguarded { future },
+        }
+    }
+
+    pub(crate) fn rejected(error: CircuitOpen) -> Self {
+        Self {
+            kind: Kind::Rejected { error: Some(error) },
+        }
+    }
+}
+
+impl<F, C, T, E> Future for ResponseFuture<F, C>
+where
+    F: Future<Output = Result<T, E>>,
+    E: Into<BoxError>,
+    C: Classify<T>,
+{
+    type Output = Result<T, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Called {
+                future,
+                permit,
+                classifier,
+            } => {
+                let result = ready!(future.poll(cx)).map_err(Into::into);
+                if let Some(permit) = permit.take() {
+                    permit.record(classifier.classify(result.as_ref()));
+                }
+                Poll::Ready(result)
+            }
+            KindProj::Unguarded { future } => future.poll(cx).map_err(Into::into),
+            KindProj::Rejected { error } => {
+                Poll::Ready(Err(error.take().expect("polled after completion").into()))
+            }
+        }
+    }
+}
+
+impl<F, C> std::fmt::Debug for ResponseFuture<F, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+    }
+}

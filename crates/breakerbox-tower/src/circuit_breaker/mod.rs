@@ -1,0 +1,201 @@
+//! A circuit breaker for any `tower::Service`.
+//!
+//! [`CircuitBreaker`] guards one upstream with one engine breaker;
+//! [`KeyedCircuitBreaker`] guards many, picking a breaker per request from a
+//! [`BreakerBox`](breakerbox::BreakerBox) (a breaker per host, or per host + path rule).
+//!
+//! # The readiness contract
+//!
+//! A rejected call never reaches the inner service, never polls its readiness and never waits:
+//! it fails at once with [`CircuitOpen`](error::CircuitOpen) (the breaker's name and how long
+//! until it admits a trial call), boxed into `tower::BoxError`, from which callers downcast it.
+//!
+//! - [`CircuitBreaker`] decides in `poll_ready`: it asks its breaker for a permit first, and only
+//!   when admitted polls the inner service's readiness. When rejected it reports ready at once,
+//!   and the following `call` returns the rejection without calling the inner service. The
+//!   permit is held from `poll_ready` to the end of the call (like tower's `ConcurrencyLimit`
+//!   holds its semaphore permit), so a HalfOpen trial slot is reserved only for a caller that is
+//!   about to call.
+//! - [`KeyedCircuitBreaker`] cannot know the breaker before it sees the request, so it polls the
+//!   inner service's readiness in `poll_ready` and decides in `call`. A rejected request is still
+//!   never sent and fails at once; only the readiness of the shared inner service is awaited.
+//!
+//! Each attempt's outcome is classified ([`classify`](crate::classify)) when its response future
+//! completes. Dropping a response future early records nothing and frees its HalfOpen slot.
+//!
+//! ```
+//! use breakerbox::{BreakerConfig, CircuitOpen};
+//! use breakerbox_tower::CircuitBreakerLayer;
+//! use std::time::Duration;
+//! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let config = BreakerConfig::builder().consecutive_failures(3).build()?;
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::named("espn", config))
+//!     .timeout(Duration::from_secs(10))
+//!     .service(service_fn(|_: ()| async { Err::<(), BoxError>("upstream down".into()) }));
+//!
+//! for _ in 0..3 {
+//!     assert!(svc.ready().await?.call(()).await.is_err());
+//! }
+//! let err = svc.ready().await?.call(()).await.unwrap_err();
+//! let open = err.downcast_ref::<CircuitOpen>().expect("rejected by the breaker");
+//! assert_eq!(open.breaker(), "espn");
+//! assert!(open.retry_after().is_some());
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod future;
+mod keyed;
+mod layer;
+
+/// Error types.
+pub mod error {
+    pub use breakerbox::CircuitOpen;
+}
+
+pub use self::future::ResponseFuture;
+pub use self::keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, TargetOf, UriTarget};
+pub use self::layer::CircuitBreakerLayer;
+
+use crate::classify::{Classify, OkIsSuccess};
+use crate::probe::Probe;
+use breakerbox::{CircuitOpen, OwnedPermit};
+use std::fmt;
+use std::task::{Context, Poll};
+use tower::{BoxError, Service};
+
+/// Guards a service with one circuit breaker; see the [module docs](self).
+///
+/// Clones share the breaker (each clone holds its own admission state).
+pub struct CircuitBreaker<S, C = OkIsSuccess> {
+    inner: S,
+    breaker: breakerbox::CircuitBreaker,
+    classifier: C,
+    probe: Option<Probe>,
+    admission: Admission,
+}
+
+enum Admission {
+    /// `poll_ready` has not decided yet.
+    Undecided,
+    Admitted(OwnedPermit),
+    Rejected(CircuitOpen),
+}
+
+// === impl CircuitBreaker ===
+
+impl<S> CircuitBreaker<S> {
+    /// Guards `inner` with `breaker`, classifying `Ok` as success and errors as failures.
+    pub fn new(inner: S, breaker: breakerbox::CircuitBreaker) -> Self {
+        Self::with_classifier(inner, breaker, OkIsSuccess)
+    }
+}
+
+impl<S, C> CircuitBreaker<S, C> {
+    /// Guards `inner` with `breaker`, classifying results with `classifier`.
+    pub fn with_classifier(inner: S, breaker: breakerbox::CircuitBreaker, classifier: C) -> Self {
+        Self {
+            inner,
+            breaker,
+            classifier,
+            probe: None,
+            admission: Admission::Undecided,
+        }
+    }
+
+    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
+        self.probe = probe;
+        self
+    }
+
+    /// The engine breaker: its state, snapshot and control methods.
+    pub fn breaker(&self) -> &breakerbox::CircuitBreaker {
+        &self.breaker
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming the breaker service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, C, Req> Service<Req> for CircuitBreaker<S, C>
+where
+    S: Service<Req>,
+    S::Error: Into<BoxError>,
+    C: Classify<S::Response> + Clone,
+{
+    type Response = S::Response;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future, C>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        if !matches!(self.admission, Admission::Admitted(_)) {
+            self.admission = match self.breaker.try_acquire_owned() {
+                Ok(permit) => Admission::Admitted(permit),
+                Err(open) => {
+                    if let Some(probe) = &self.probe {
+                        probe.run_if_due(&self.breaker);
+                    }
+                    self.admission = Admission::Rejected(open);
+                    return Poll::Ready(Ok(()));
+                }
+            };
+        }
+        match self.inner.poll_ready(cx) {
+            Poll::Ready(Err(e)) => {
+                // The inner service broke: that says nothing about the upstream's health.
+                self.admission = Admission::Undecided;
+                Poll::Ready(Err(e.into()))
+            }
+            other => other.map_err(Into::into),
+        }
+    }
+
+    fn call(&mut self, req: Req) -> Self::Future {
+        match std::mem::replace(&mut self.admission, Admission::Undecided) {
+            Admission::Admitted(permit) => {
+                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
+            }
+            Admission::Rejected(open) => ResponseFuture::rejected(open),
+            Admission::Undecided => {
+                panic!("CircuitBreaker called before poll_ready returned Ready")
+            }
+        }
+    }
+}
+
+impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            breaker: self.breaker.clone(),
+            classifier: self.classifier.clone(),
+            probe: self.probe.clone(),
+            admission: Admission::Undecided,
+        }
+    }
+}
+
+impl<S: fmt::Debug, C> fmt::Debug for CircuitBreaker<S, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CircuitBreaker")
+            .field("inner", &self.inner)
+            .field("breaker", &self.breaker)
+            .finish_non_exhaustive()
+    }
+}

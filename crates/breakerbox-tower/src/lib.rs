@@ -1,0 +1,31 @@
+//! Tower middleware over the [breakerbox] engine: circuit breakers and retries with backoff for
+//! any `tower::Service`, composing with tower's own timeout, rate-limit and concurrency layers.
+//!
+//! - [`CircuitBreakerLayer`]: one breaker for a service; [`KeyedCircuitBreakerLayer`]: a breaker
+//!   per request target from a [`BreakerBox`](breakerbox::BreakerBox) (per host, or per host +
+//!   path rule). See [`circuit_breaker`].
+//! - [`classify`]: how results become breaker outcomes (generic, HTTP status, closures,
+//!   tower-http's classifiers).
+//! - [`Probe`]: an async health check run while a breaker is open.
+//! - [`TokioClock`]: the engine reads tokio's clock, so `tokio::time::pause()` drives it.
+//!
+//! All decisions (trip, admit, back off, budget) are the engine's; these layers translate tower
+//! calls into engine calls.
+//!
+//! # Features
+//!
+//! - `metrics` (default): the engine's metrics through the `metrics` facade.
+//! - `tower-http`: accept tower-http's `ClassifyResponse` classifiers ([`classify::TowerHttp`]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
+pub mod circuit_breaker;
+pub mod classify;
+mod clock;
+mod probe;
+
+pub use circuit_breaker::{
+    CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
+};
+pub use clock::TokioClock;
+pub use probe::Probe;

@@ -1,0 +1,70 @@
+//! Health probes: the engine says when one is due, the layer runs it on tokio.
+
+use breakerbox::CircuitBreaker;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+type ProbeFn = dyn Fn(&CircuitBreaker) -> Pin<Box<dyn Future<Output = bool> + Send>> + Send + Sync;
+
+/// A user's async health check, run while a breaker is open.
+///
+/// When a call is rejected and the breaker says a probe is due (its config sets
+/// `probe_interval`), the layer spawns the probe on the current tokio runtime. `true` means the
+/// upstream is healthy: the breaker moves to HalfOpen early and admits trial calls; `false`
+/// schedules the next probe one interval later. One probe runs at a time per breaker.
+///
+/// ```
+/// use breakerbox_tower::Probe;
+///
+/// let probe = Probe::new(|breaker| {
+///     let name = breaker.name().to_owned();
+///     async move {
+///         // e.g. GET the upstream's health URL; here: always healthy.
+///         !name.is_empty()
+///     }
+/// });
+/// # drop(probe);
+/// ```
+#[derive(Clone)]
+pub struct Probe {
+    check: Arc<ProbeFn>,
+}
+
+impl Probe {
+    /// A probe from an async check of the breaker's upstream.
+    pub fn new<F, Fut>(check: F) -> Self
+    where
+        F: Fn(&CircuitBreaker) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        Self {
+            check: Arc::new(move |breaker| Box::pin(check(breaker))),
+        }
+    }
+
+    /// Spawns the probe if `breaker` has one due. Called on rejections: the slow path.
+    pub(crate) fn run_if_due(&self, breaker: &CircuitBreaker) {
+        let Some(ticket) = breaker.probe_due() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return; // no runtime: dropping the ticket reschedules the probe
+        };
+        let check = (self.check)(breaker);
+        runtime.spawn(async move {
+            if check.await {
+                ticket.succeeded();
+            } else {
+                ticket.failed();
+            }
+        });
+    }
+}
+
+impl fmt::Debug for Probe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Probe").finish_non_exhaustive()
+    }
+}

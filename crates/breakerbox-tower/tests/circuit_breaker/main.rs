@@ -1,0 +1,271 @@
+//! CircuitBreakerLayer and KeyedCircuitBreakerLayer against tower-test mocks, in paused time.
+
+use breakerbox::{BoxConfig, BreakerConfig, CircuitOpen, State};
+use breakerbox_tower::{CircuitBreakerLayer, KeyedCircuitBreakerLayer, Probe};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio_test::{assert_pending, assert_ready_ok};
+use tower::BoxError;
+use tower_test::mock;
+
+type Response = http::Response<()>;
+
+fn status(code: u16) -> Response {
+    http::Response::builder().status(code).body(()).unwrap()
+}
+
+fn config(failures: u32) -> BreakerConfig {
+    BreakerConfig::builder()
+        .consecutive_failures(failures)
+        .open_duration(Duration::from_secs(60))
+        .build()
+        .unwrap()
+}
+
+fn open_error(err: BoxError) -> CircuitOpen {
+    match err.downcast::<CircuitOpen>() {
+        Ok(open) => *open,
+        Err(other) => panic!("expected CircuitOpen, got {other}"),
+    }
+}
+
+/// One call through the mock: the upstream answers `answer`.
+async fn call_with<S>(
+    svc: &mut mock::Spawn<S>,
+    handle: &mut mock::Handle<(), Response>,
+    answer: Result<u16, &'static str>,
+) -> Result<Response, BoxError>
+where
+    S: tower::Service<(), Response = Response, Error = BoxError>,
+{
+    assert_ready_ok!(svc.poll_ready());
+    let response = svc.call(());
+    let (_, send) = handle
+        .next_request()
+        .await
+        .expect("the request reached the upstream");
+    match answer {
+        Ok(code) => send.send_response(status(code)),
+        Err(e) => send.send_error(e),
+    }
+    response.await
+}
+
+#[tokio::test(start_paused = true)]
+async fn consecutive_failures_open_and_rejections_never_touch_the_inner_service() {
+    let layer = CircuitBreakerLayer::named("espn", config(3));
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    for _ in 0..3 {
+        assert!(
+            call_with(&mut svc, &mut handle, Err("connection reset"))
+                .await
+                .is_err()
+        );
+    }
+    assert_eq!(breaker.state(), State::Open);
+
+    // The inner service is not ready, yet the rejection is immediate.
+    handle.allow(0);
+    assert_ready_ok!(svc.poll_ready());
+    let open = open_error(svc.call(()).await.unwrap_err());
+    assert_eq!(open.breaker(), "espn");
+    assert_eq!(open.retry_after(), Some(Duration::from_secs(60)));
+    assert_pending!(handle.poll_request(), "no request reached the upstream");
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    handle.allow(1);
+    let ok = call_with(&mut svc, &mut handle, Ok(200)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn http_statuses_5xx_408_429_fail_and_other_4xx_are_ignored() {
+    let layer = CircuitBreakerLayer::named("lastfm", config(3)).http();
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    for code in [404, 400, 401, 404, 410, 422] {
+        assert_eq!(
+            call_with(&mut svc, &mut handle, Ok(code))
+                .await
+                .unwrap()
+                .status(),
+            code
+        );
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    for code in [503, 408] {
+        call_with(&mut svc, &mut handle, Ok(code)).await.unwrap();
+    }
+    assert_eq!(breaker.state(), State::Closed);
+    call_with(&mut svc, &mut handle, Ok(429)).await.unwrap();
+    assert_eq!(breaker.state(), State::Open);
+}
+
+#[tokio::test(start_paused = true)]
+async fn generic_services_fail_on_errors_only() {
+    let layer = CircuitBreakerLayer::named("generic", config(2));
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    call_with(&mut svc, &mut handle, Ok(500)).await.unwrap();
+    call_with(&mut svc, &mut handle, Ok(500)).await.unwrap();
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "Ok is a success for a generic classifier"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn half_open_admits_one_trial_and_a_dropped_trial_frees_its_slot() {
+    let layer = CircuitBreakerLayer::named("spotify", config(1));
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    let mut other = svc.clone();
+    call_with(&mut svc, &mut handle, Err("down"))
+        .await
+        .unwrap_err();
+    tokio::time::advance(Duration::from_secs(60)).await;
+
+    assert_ready_ok!(svc.poll_ready());
+    let trial = svc.call(());
+    assert_eq!(breaker.state(), State::HalfOpen);
+    assert_ready_ok!(other.poll_ready());
+    let open = open_error(other.call(()).await.unwrap_err());
+    assert_eq!((open.state(), open.retry_after()), (State::HalfOpen, None));
+
+    // The caller gives up on its trial: the slot is free again, nothing was recorded.
+    drop(trial);
+    let _ = handle.next_request().await;
+    let ok = call_with(&mut other, &mut handle, Ok(200)).await.unwrap();
+    assert_eq!(ok.status(), 200);
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn open_duration_grows_on_each_failed_trial() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(10))
+        .open_backoff(2.0, Duration::from_secs(25))
+        .build()
+        .unwrap();
+    let layer = CircuitBreakerLayer::named("musicbrainz", config);
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    call_with(&mut svc, &mut handle, Err("down"))
+        .await
+        .unwrap_err();
+    for expected in [20, 25, 25] {
+        tokio::time::advance(Duration::from_secs(60)).await;
+        call_with(&mut svc, &mut handle, Err("still down"))
+            .await
+            .unwrap_err();
+        assert_ready_ok!(svc.poll_ready());
+        let open = open_error(svc.call(()).await.unwrap_err());
+        assert_eq!(open.retry_after(), Some(Duration::from_secs(expected)));
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_successful_probe_admits_trials_before_the_open_duration_ends() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(Duration::from_secs(300))
+        .probe_interval(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let probes = Arc::new(AtomicUsize::new(0));
+    let counted = probes.clone();
+    let layer = CircuitBreakerLayer::named("beatport", config).probe(Probe::new(move |_| {
+        let n = counted.fetch_add(1, Ordering::SeqCst);
+        async move { n >= 1 } // the first probe fails, the second succeeds
+    }));
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    call_with(&mut svc, &mut handle, Err("down"))
+        .await
+        .unwrap_err();
+
+    let mut rejected = || {
+        assert_ready_ok!(svc.poll_ready());
+        drop(svc.call(()));
+    };
+    rejected(); // not due yet
+    tokio::time::advance(Duration::from_secs(10)).await;
+    rejected(); // due: the first probe runs and fails
+    tokio::task::yield_now().await;
+    assert_eq!(probes.load(Ordering::SeqCst), 1);
+    assert_eq!(breaker.state(), State::Open);
+    tokio::time::advance(Duration::from_secs(10)).await;
+    rejected(); // the second probe succeeds
+    tokio::task::yield_now().await;
+    assert_eq!(probes.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "at 20s of a 300s open period"
+    );
+    call_with(&mut svc, &mut handle, Ok(200)).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_breakers_isolate_routes_on_one_host() {
+    let config = BoxConfig::from_toml(
+        r#"
+        [defaults]
+        consecutive_failures = 5
+        [[breakers]]
+        name = "google_ai_vision"
+        match = { host = "generativelanguage.googleapis.com", path_prefix = "/v1beta/models/gemini-pro-vision" }
+        consecutive_failures = 3
+        [[breakers]]
+        name = "google_ai_text"
+        match = { host = "generativelanguage.googleapis.com" }
+        "#,
+    )
+    .unwrap();
+    let layer = KeyedCircuitBreakerLayer::new(config);
+    let panel = layer.breakers().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<http::Request<()>, Response, _>(layer);
+    let request = |path: &str| {
+        http::Request::get(format!("https://generativelanguage.googleapis.com{path}"))
+            .body(())
+            .unwrap()
+    };
+    let vision = "/v1beta/models/gemini-pro-vision:generateContent";
+    let text = "/v1beta/models/gemini-pro:generateContent";
+    for _ in 0..3 {
+        assert_ready_ok!(svc.poll_ready());
+        let response = svc.call(request(vision));
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(status(503));
+        assert_eq!(response.await.unwrap().status(), 503);
+    }
+    assert_ready_ok!(svc.poll_ready());
+    let open = open_error(svc.call(request(vision)).await.unwrap_err());
+    assert_eq!(open.breaker(), "google_ai_vision");
+
+    assert_ready_ok!(svc.poll_ready());
+    let response = svc.call(request(text));
+    let (req, send) = handle.next_request().await.unwrap();
+    assert_eq!(req.uri().path(), text);
+    send.send_response(status(200));
+    assert_eq!(response.await.unwrap().status(), 200);
+    assert_eq!(panel.health().failing, ["google_ai_vision"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn keyed_requests_without_a_host_pass_unguarded() {
+    let layer = KeyedCircuitBreakerLayer::new(BoxConfig::default());
+    let panel = layer.breakers().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<http::Request<()>, Response, _>(layer);
+    assert_ready_ok!(svc.poll_ready());
+    let response = svc.call(http::Request::get("/relative").body(()).unwrap());
+    let (_, send) = handle.next_request().await.unwrap();
+    send.send_response(status(503));
+    assert_eq!(response.await.unwrap().status(), 503);
+    assert!(panel.breakers().is_empty());
+}
