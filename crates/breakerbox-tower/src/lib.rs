@@ -6,6 +6,8 @@
 //!   path rule). See [`circuit_breaker`].
 //! - [`classify`]: how results become breaker outcomes (generic, HTTP status, closures,
 //!   tower-http's classifiers).
+//! - [`RetryWithBackoffLayer`]: retries with the engine's backoff, `Retry-After`, idempotency
+//!   rules and retry budget. See [`retry`].
 //! - [`Probe`]: an async health check run while a breaker is open.
 //! - [`TokioClock`]: the engine reads tokio's clock, so `tokio::time::pause()` drives it.
 //!
@@ -23,9 +25,11 @@ pub mod circuit_breaker;
 pub mod classify;
 mod clock;
 mod probe;
+pub mod retry;
 
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
 };
 pub use clock::TokioClock;
 pub use probe::Probe;
+pub use retry::{RetryWithBackoff, RetryWithBackoffLayer};

@@ -2,7 +2,6 @@
 
 use super::config::BudgetConfig;
 use crate::clock::{SharedClock, nanos};
-use crate::config::InvalidConfig;
 use crate::sync::{AtomicU64, Ordering};
 use std::fmt;
 
@@ -40,7 +39,7 @@ use std::fmt;
 /// let clock = ManualClock::new();
 /// // No floor; one retry per two requests within 10 s.
 /// let config = BudgetConfig::new(Duration::from_secs(10), 0, 0.5)?;
-/// let budget = RetryBudget::new(&config, Arc::new(clock.clone()))?;
+/// let budget = RetryBudget::new(&config, Arc::new(clock.clone()));
 ///
 /// budget.deposit();
 /// budget.deposit();
@@ -77,16 +76,12 @@ impl RetryBudget {
     /// How many time buckets the `ttl` window is cut into.
     pub const BUCKETS: u32 = 10;
 
-    /// A budget following `config`, reading time from `clock`.
-    ///
-    /// # Errors
-    ///
-    /// [`InvalidConfig`] if `config` is invalid (see [`BudgetConfig::validate`]).
-    pub fn new(config: &BudgetConfig, clock: SharedClock) -> Result<Self, InvalidConfig> {
-        config.validate()?;
+    /// A budget following `config` (valid, as every `BudgetConfig` is), reading time from
+    /// `clock`.
+    pub fn new(config: &BudgetConfig, clock: SharedClock) -> Self {
         let ttl_nanos = nanos(config.ttl());
         let counters = |n: usize| (0..n).map(|_| AtomicU64::new(0)).collect::<Box<[_]>>();
-        Ok(Self {
+        Self {
             config: *config,
             clock,
             bucket_nanos: ttl_nanos / u64::from(Self::BUCKETS),
@@ -95,7 +90,7 @@ impl RetryBudget {
             ratio_micros: (config.retry_ratio() * 1e6).round() as u128,
             deposits: counters(STRIPES * Self::BUCKETS as usize),
             withdrawals: counters(Self::BUCKETS as usize),
-        })
+        }
     }
 
     /// The config this budget follows.
@@ -275,7 +270,7 @@ mod tests {
     fn budget(min_per_sec: u32, retry_ratio: f64) -> (RetryBudget, ManualClock) {
         let clock = ManualClock::new();
         let config = BudgetConfig::new(10 * SEC, min_per_sec, retry_ratio).unwrap();
-        let budget = RetryBudget::new(&config, Arc::new(clock.clone())).unwrap();
+        let budget = RetryBudget::new(&config, Arc::new(clock.clone()));
         (budget, clock)
     }
 
@@ -488,9 +483,10 @@ mod loom_tests {
     fn two_withdrawals_for_one_retry() {
         loom::model(|| {
             let config = BudgetConfig::new(Duration::from_secs(10), 0, 1.0).unwrap();
-            let budget = Arc::new(
-                RetryBudget::new(&config, std::sync::Arc::new(ManualClock::new())).unwrap(),
-            );
+            let budget = Arc::new(RetryBudget::new(
+                &config,
+                std::sync::Arc::new(ManualClock::new()),
+            ));
             budget.deposit();
             let other = Arc::clone(&budget);
             let thread = loom::thread::spawn(move || other.try_withdraw());

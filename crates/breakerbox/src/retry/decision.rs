@@ -624,7 +624,7 @@ mod tests {
         let clock = ManualClock::new();
         // No floor, one retry per two requests.
         let budget_config = BudgetConfig::new(10 * SEC, 0, 0.5).unwrap();
-        let budget = RetryBudget::new(&budget_config, Arc::new(clock)).unwrap();
+        let budget = RetryBudget::new(&budget_config, Arc::new(clock));
         let config = config();
 
         // A successful request deposits without withdrawing.
@@ -651,7 +651,7 @@ mod tests {
     fn budget_is_not_spent_on_retries_that_do_not_happen() {
         let clock = ManualClock::new();
         let budget_config = BudgetConfig::new(10 * SEC, 0, 1.0).unwrap();
-        let budget = RetryBudget::new(&budget_config, Arc::new(clock)).unwrap();
+        let budget = RetryBudget::new(&budget_config, Arc::new(clock));
         let config = RetryConfig::builder().max_retries(0).build().unwrap();
         let mut state = config.start(Duration::ZERO);
         assert_eq!(

@@ -6,8 +6,9 @@
 //!   sleep and retry or to return what the caller has.
 //! - [`RetryBudget`]: caps retries to a fraction of recent requests, lock-free.
 //! - [`parse_retry_after`]: the `Retry-After` header.
-//! - `RetryMetrics` (feature `metrics`): `retry_attempts_total`, `retry_exhausted_total` and
-//!   `retry_budget_rejected_total`.
+//! - [`RetryMetrics`]: `retry_attempts_total`, `retry_exhausted_total` and
+//!   `retry_budget_rejected_total` (through the `metrics` facade with the `metrics` feature; a
+//!   no-op without it, so front ends need no feature switches).
 //!
 //! Nothing here sleeps, reads a clock or touches a request: the front end passes time in, sends
 //! the request, and sleeps on its own runtime's timer.
@@ -29,7 +30,7 @@
 //! config.validate()?;
 //!
 //! let clock = ManualClock::new();
-//! let budget = RetryBudget::new(config.budget().unwrap(), Arc::new(clock.clone()))?;
+//! let budget = RetryBudget::new(config.budget().unwrap(), Arc::new(clock.clone()));
 //!
 //! assert!(config.may_retry("GET", false));
 //! let mut state = config.start(clock.now());
@@ -55,10 +56,11 @@ mod config;
 mod decision;
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(not(feature = "metrics"))]
+#[path = "metrics_noop.rs"]
+mod metrics;
 mod retry_after;
 
-#[cfg(feature = "metrics")]
-#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
 pub use self::metrics::RetryMetrics;
 pub use budget::RetryBudget;
 pub use config::{

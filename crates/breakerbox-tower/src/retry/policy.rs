@@ -1,0 +1,109 @@
+//! Retry policies: how a request is cloned for another attempt, whether it may be retried at
+//! all, and what an attempt's result means to the engine's retry rules.
+
+use crate::classify::attempt_outcome;
+use breakerbox::RetryConfig;
+use breakerbox::retry::{AttemptOutcome, parse_retry_after};
+use std::time::{Duration, SystemTime};
+use tower::BoxError;
+
+/// What [`RetryWithBackoff`](super::RetryWithBackoff) needs to know about requests and
+/// responses. The decisions themselves (transient or not, how long to wait, budget) are the
+/// engine's.
+pub trait Policy<Req, Res> {
+    /// Whether this request may be retried at all (HTTP: an idempotent method, or an
+    /// `Idempotency-Key`, or the config opting in).
+    fn is_retryable(&self, req: &Req, config: &RetryConfig) -> bool;
+
+    /// A copy of the request for a possible retry, or `None` when it cannot be copied (a
+    /// streaming body): then the request is sent exactly once and its outcome returned as is.
+    fn clone_request(&self, req: &Req) -> Option<Req>;
+
+    /// What an attempt's result means, with the response's `Retry-After` if it has one.
+    fn outcome(&self, result: Result<&Res, &BoxError>) -> (AttemptOutcome, Option<Duration>);
+
+    /// Marks the final response with the number of attempts made.
+    fn mark(&self, _res: &mut Res, _attempts: u32) {}
+}
+
+/// For any `Clone` request: every request may be retried; `Ok` is a success, errors are
+/// classified by [`attempt_outcome`] (timeouts and connection errors are transient).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CloneRequest;
+
+impl<Req: Clone, Res> Policy<Req, Res> for CloneRequest {
+    fn is_retryable(&self, _req: &Req, _config: &RetryConfig) -> bool {
+        true
+    }
+
+    fn clone_request(&self, req: &Req) -> Option<Req> {
+        Some(req.clone())
+    }
+
+    fn outcome(&self, result: Result<&Res, &BoxError>) -> (AttemptOutcome, Option<Duration>) {
+        match result {
+            Ok(_) => (AttemptOutcome::Success, None),
+            Err(e) => (attempt_outcome(e), None),
+        }
+    }
+}
+
+/// The number of attempts a response took, in its extensions (1 when the first attempt
+/// answered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts(pub u32);
+
+/// For `http::Request<B>` with a `Clone` body and `http::Response`: only idempotent methods (or
+/// requests with an `Idempotency-Key`) are retried unless the config opts in; the status and
+/// `Retry-After` (delta-seconds or HTTP-date; a malformed one is ignored) go to the engine; the
+/// final response carries [`Attempts`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Http;
+
+/// The header that makes a non-idempotent request safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Http {
+    fn is_retryable(&self, req: &http::Request<B>, config: &RetryConfig) -> bool {
+        config.may_retry(
+            req.method().as_str(),
+            req.headers().contains_key(IDEMPOTENCY_KEY),
+        )
+    }
+
+    fn clone_request(&self, req: &http::Request<B>) -> Option<http::Request<B>> {
+        let mut clone = http::Request::new(req.body().clone());
+        *clone.method_mut() = req.method().clone();
+        *clone.uri_mut() = req.uri().clone();
+        *clone.version_mut() = req.version();
+        *clone.headers_mut() = req.headers().clone();
+        *clone.extensions_mut() = req.extensions().clone();
+        Some(clone)
+    }
+
+    fn outcome(
+        &self,
+        result: Result<&http::Response<ResBody>, &BoxError>,
+    ) -> (AttemptOutcome, Option<Duration>) {
+        match result {
+            Ok(res) => (
+                AttemptOutcome::Status(res.status().as_u16()),
+                retry_after(res.headers()),
+            ),
+            Err(e) => (attempt_outcome(e), None),
+        }
+    }
+
+    fn mark(&self, res: &mut http::Response<ResBody>, attempts: u32) {
+        res.extensions_mut().insert(Attempts(attempts));
+    }
+}
+
+/// The `Retry-After` of a response, if present and well-formed.
+pub fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    // An HTTP-date is wall-clock time: the one place the wall clock is read.
+    #[allow(clippy::disallowed_methods)]
+    let now = SystemTime::now();
+    parse_retry_after(value, now)
+}

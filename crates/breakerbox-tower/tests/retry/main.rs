@@ -1,0 +1,413 @@
+//! RetryWithBackoffLayer: every retry rule, in paused time, alone and composed with the breaker
+//! and tower's own layers.
+
+use breakerbox::backoff::Jitter;
+use breakerbox::retry::BudgetConfig;
+use breakerbox::{BreakerConfig, CircuitOpen, RetryConfig, State};
+use breakerbox_tower::retry::{Attempts, Http, Policy};
+use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+use tower::{BoxError, Layer, Service, ServiceBuilder, ServiceExt};
+
+type Request = http::Request<String>;
+type Response = http::Response<()>;
+
+/// An upstream that answers from a script (the last answer repeats) and counts its hits.
+#[derive(Clone, Default)]
+struct Upstream {
+    script: Arc<Mutex<VecDeque<Answer>>>,
+    hits: Arc<Mutex<Vec<(http::Method, Instant)>>>,
+}
+
+#[derive(Clone)]
+enum Answer {
+    Status(u16),
+    StatusWithRetryAfter(u16, String),
+    Hang,
+}
+
+impl Upstream {
+    fn new(script: impl IntoIterator<Item = Answer>) -> Self {
+        Self {
+            script: Arc::new(Mutex::new(script.into_iter().collect())),
+            hits: Arc::default(),
+        }
+    }
+
+    fn hits(&self) -> usize {
+        self.hits.lock().unwrap().len()
+    }
+
+    fn hit_times(&self) -> Vec<Duration> {
+        let hits = self.hits.lock().unwrap();
+        hits.windows(2).map(|w| w[1].1 - w[0].1).collect()
+    }
+}
+
+impl Service<Request> for Upstream {
+    type Response = Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response, BoxError>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), BoxError>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        self.hits
+            .lock()
+            .unwrap()
+            .push((req.method().clone(), Instant::now()));
+        let answer = {
+            let mut script = self.script.lock().unwrap();
+            if script.len() > 1 {
+                script.pop_front().unwrap()
+            } else {
+                script[0].clone()
+            }
+        };
+        Box::pin(async move {
+            match answer {
+                Answer::Status(code) => {
+                    Ok(http::Response::builder().status(code).body(()).unwrap())
+                }
+                Answer::StatusWithRetryAfter(code, after) => Ok(http::Response::builder()
+                    .status(code)
+                    .header("retry-after", after)
+                    .body(())
+                    .unwrap()),
+                Answer::Hang => {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Ok(http::Response::new(()))
+                }
+            }
+        })
+    }
+}
+
+fn retry_config() -> RetryConfig {
+    RetryConfig::builder()
+        .max_retries(3)
+        .base_delay(Duration::from_millis(100))
+        .multiplier(2.0)
+        .max_delay(Duration::from_secs(10))
+        .jitter(Jitter::None)
+        .max_elapsed(Some(Duration::from_secs(30)))
+        .build()
+        .unwrap()
+}
+
+fn get() -> Request {
+    http::Request::get("https://api.example.com/v1/items")
+        .body(String::new())
+        .unwrap()
+}
+
+async fn send<S>(svc: &mut S, req: Request) -> Result<Response, BoxError>
+where
+    S: Service<Request, Response = Response, Error = BoxError>,
+{
+    svc.ready().await?.call(req).await
+}
+
+fn attempts(response: &Response) -> u32 {
+    response
+        .extensions()
+        .get::<Attempts>()
+        .expect("attempts are reported")
+        .0
+}
+
+#[tokio::test(start_paused = true)]
+async fn transient_statuses_are_retried_with_exponential_backoff_until_success() {
+    let upstream = Upstream::new([
+        Answer::Status(503),
+        Answer::Status(500),
+        Answer::Status(429),
+        Answer::Status(200),
+    ]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    let response = send(&mut svc, get()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(attempts(&response), 4);
+    assert_eq!(
+        upstream.hit_times(),
+        [
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400)
+        ]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn exhausted_retries_return_the_last_response() {
+    let upstream = Upstream::new([Answer::Status(502)]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    let response = send(&mut svc, get()).await.unwrap();
+    assert_eq!(response.status(), 502);
+    assert_eq!(attempts(&response), 4, "1 attempt + max_retries 3");
+    assert_eq!(upstream.hits(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn client_errors_are_not_retried() {
+    for code in [400, 401, 404, 409] {
+        let upstream = Upstream::new([Answer::Status(code)]);
+        let mut svc = RetryWithBackoffLayer::new(retry_config())
+            .http()
+            .layer(upstream.clone());
+        let response = send(&mut svc, get()).await.unwrap();
+        assert_eq!((response.status().as_u16(), attempts(&response)), (code, 1));
+        assert_eq!(upstream.hits(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_seconds_is_waited_for_at_least() {
+    let upstream = Upstream::new([
+        Answer::StatusWithRetryAfter(503, "2".into()),
+        Answer::Status(200),
+    ]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
+    assert_eq!(upstream.hit_times(), [Duration::from_secs(2)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn retry_after_http_date_is_honoured() {
+    // An HTTP-date is wall-clock with whole seconds: 4 s from now is a wait of 3 to 4 s.
+    #[allow(clippy::disallowed_methods)] // the header's own clock
+    let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4));
+    let upstream = Upstream::new([Answer::StatusWithRetryAfter(429, date), Answer::Status(200)]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
+    let waited = upstream.hit_times()[0];
+    assert!(
+        waited >= Duration::from_secs(2) && waited <= Duration::from_secs(4),
+        "{waited:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_malformed_retry_after_falls_back_to_backoff() {
+    let upstream = Upstream::new([
+        Answer::StatusWithRetryAfter(503, "soon-ish".into()),
+        Answer::Status(200),
+    ]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
+    assert_eq!(upstream.hit_times(), [Duration::from_millis(100)]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_huge_retry_after_returns_the_response_without_sleeping() {
+    let upstream = Upstream::new([Answer::StatusWithRetryAfter(503, "3600".into())]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    let started = Instant::now();
+    let response = send(&mut svc, get()).await.unwrap();
+    assert_eq!((response.status().as_u16(), attempts(&response)), (503, 1));
+    assert_eq!(started.elapsed(), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn only_idempotent_requests_are_retried_unless_keyed_or_opted_in() {
+    let post = || {
+        http::Request::post("https://api.example.com/v1/orders")
+            .body("{}".to_string())
+            .unwrap()
+    };
+
+    let upstream = Upstream::new([Answer::Status(503)]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    assert_eq!(attempts(&send(&mut svc, post()).await.unwrap()), 1);
+    assert_eq!(upstream.hits(), 1, "a POST is sent once");
+
+    let upstream = Upstream::new([Answer::Status(503), Answer::Status(201)]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .http()
+        .layer(upstream.clone());
+    let mut keyed = post();
+    keyed
+        .headers_mut()
+        .insert("idempotency-key", "order-7".parse().unwrap());
+    assert_eq!(send(&mut svc, keyed).await.unwrap().status(), 201);
+    assert_eq!(upstream.hits(), 2);
+
+    let upstream = Upstream::new([Answer::Status(503), Answer::Status(201)]);
+    let opted_in = RetryConfig::builder()
+        .retry_non_idempotent(true)
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let mut svc = RetryWithBackoffLayer::new(opted_in)
+        .http()
+        .layer(upstream.clone());
+    assert_eq!(send(&mut svc, post()).await.unwrap().status(), 201);
+    for method in [http::Method::GET, http::Method::PUT, http::Method::DELETE] {
+        let upstream = Upstream::new([Answer::Status(503), Answer::Status(200)]);
+        let mut svc = RetryWithBackoffLayer::new(retry_config())
+            .http()
+            .layer(upstream.clone());
+        let mut req = get();
+        *req.method_mut() = method.clone();
+        assert_eq!(send(&mut svc, req).await.unwrap().status(), 200, "{method}");
+        assert_eq!(upstream.hits(), 2);
+    }
+}
+
+/// HTTP rules, but the body cannot be copied (a stream, say).
+#[derive(Clone)]
+struct Uncopyable;
+
+impl Policy<Request, Response> for Uncopyable {
+    fn is_retryable(&self, req: &Request, config: &RetryConfig) -> bool {
+        Policy::<Request, Response>::is_retryable(&Http, req, config)
+    }
+    fn clone_request(&self, _req: &Request) -> Option<Request> {
+        None
+    }
+    fn outcome(
+        &self,
+        result: Result<&Response, &BoxError>,
+    ) -> (breakerbox::retry::AttemptOutcome, Option<Duration>) {
+        Policy::<Request, Response>::outcome(&Http, result)
+    }
+    fn mark(&self, res: &mut Response, attempts: u32) {
+        Policy::<Request, Response>::mark(&Http, res, attempts)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_cannot_be_copied_is_sent_exactly_once() {
+    let upstream = Upstream::new([Answer::Status(503)]);
+    let mut svc = RetryWithBackoffLayer::new(retry_config())
+        .policy(Uncopyable)
+        .layer(upstream.clone());
+    let response = send(&mut svc, get()).await.unwrap();
+    assert_eq!((response.status().as_u16(), attempts(&response)), (503, 1));
+    assert_eq!(upstream.hits(), 1, "sent, not dropped, and not retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_budget_caps_retries_across_requests() {
+    // No ratio, a floor of 1 retry per second over 1 s: one retry in the window.
+    let config = RetryConfig::builder()
+        .jitter(Jitter::None)
+        .budget(BudgetConfig::new(Duration::from_secs(1), 1, 0.0).unwrap())
+        .build()
+        .unwrap();
+    let upstream = Upstream::new([Answer::Status(503)]);
+    let mut svc = RetryWithBackoffLayer::new(config)
+        .http()
+        .layer(upstream.clone());
+    let first = send(&mut svc, get()).await.unwrap();
+    assert_eq!(attempts(&first), 2, "the budget's one retry");
+    let second = send(&mut svc, get()).await.unwrap();
+    assert_eq!(attempts(&second), 1, "no budget left");
+    assert_eq!(upstream.hits(), 3);
+}
+
+#[tokio::test(start_paused = true)]
+async fn timeouts_are_retried_and_max_elapsed_stops_them() {
+    let config = RetryConfig::builder()
+        .max_retries(10)
+        .base_delay(Duration::from_millis(100))
+        .jitter(Jitter::None)
+        .max_elapsed(Some(Duration::from_secs(3)))
+        .build()
+        .unwrap();
+    let upstream = Upstream::new([Answer::Hang]);
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryWithBackoffLayer::new(config).http())
+        .timeout(Duration::from_secs(1))
+        .service(upstream.clone());
+    let started = Instant::now();
+    let err = send(&mut svc, get()).await.unwrap_err();
+    assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");
+    // 1 s + 0.1 + 1 s + 0.2 + 1 s = 3.3 s; the next 0.4 s wait would pass 3 s.
+    assert_eq!(upstream.hits(), 3);
+    assert_eq!(started.elapsed(), Duration::from_millis(3300));
+}
+
+#[tokio::test(start_paused = true)]
+async fn circuit_open_is_never_retried_and_every_attempt_counts_in_the_breaker() {
+    let breaker = CircuitBreakerLayer::named(
+        "spotify",
+        BreakerConfig::builder()
+            .consecutive_failures(3)
+            .build()
+            .unwrap(),
+    )
+    .http();
+    let handle = breaker.breaker().clone();
+    let upstream = Upstream::new([Answer::Status(503)]);
+    let mut svc = ServiceBuilder::new()
+        .layer(RetryWithBackoffLayer::new(retry_config()).http())
+        .layer(breaker)
+        .service(upstream.clone());
+
+    // Attempts 1..3 fail and open the breaker; the 4th attempt is rejected: not retried.
+    let err = send(&mut svc, get()).await.unwrap_err();
+    let open = err
+        .downcast_ref::<CircuitOpen>()
+        .expect("the breaker's rejection");
+    assert_eq!(open.breaker(), "spotify");
+    assert_eq!(upstream.hits(), 3);
+    assert_eq!(handle.state(), State::Open);
+
+    let started = Instant::now();
+    let err = send(&mut svc, get()).await.unwrap_err();
+    assert!(err.is::<CircuitOpen>());
+    assert_eq!(started.elapsed(), Duration::ZERO, "fails fast");
+    assert_eq!(upstream.hits(), 3, "nothing reached the upstream");
+}
+
+#[tokio::test(start_paused = true)]
+async fn composes_with_rate_limit_behind_a_buffer_and_concurrency_limit() {
+    let breaker = CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default()).http();
+    let upstream = Upstream::new([Answer::Status(503), Answer::Status(200)]);
+    // MusicBrainz asks for 1 request per second.
+    let svc = ServiceBuilder::new()
+        .layer(RetryWithBackoffLayer::new(retry_config()).http())
+        .buffer(16)
+        .rate_limit(1, Duration::from_secs(1))
+        .concurrency_limit(4)
+        .layer(breaker)
+        .timeout(Duration::from_secs(10))
+        .service(upstream.clone());
+    let handles: Vec<_> = (0..3)
+        .map(|_| tokio::spawn(svc.clone().oneshot(get())))
+        .collect();
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().status(), 200);
+    }
+    // 4 requests (one retried), spaced by the rate limit.
+    assert_eq!(upstream.hits(), 4);
+    assert!(
+        upstream
+            .hit_times()
+            .iter()
+            .all(|gap| *gap >= Duration::from_secs(1))
+    );
+}

@@ -1,0 +1,249 @@
+//! Model checks of the circuit breaker's lock-free paths with loom: every interleaving (up to a
+//! preemption bound) of a few threads acquiring and reporting.
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom" cargo test -p breakerbox --test loom --release
+//! ```
+//!
+//! `LOOM_MAX_PREEMPTIONS` overrides the bound of 2 set here.
+#![cfg(loom)]
+
+use breakerbox::clock::ManualClock;
+use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+use std::sync::Arc;
+use std::time::Duration;
+
+const OPEN: Duration = Duration::from_secs(10);
+const MAX_OPEN: Duration = Duration::from_secs(40);
+
+/// Runs `f` under loom with a bounded number of preemptions, so that three threads finish in
+/// seconds.
+fn check(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+/// How one call ends.
+#[derive(Debug, Clone, Copy)]
+enum End {
+    Success,
+    Failure,
+    Ignored,
+    /// Dropped without an outcome: a cancelled call.
+    Drop,
+}
+
+fn breaker(config: BreakerConfig) -> (CircuitBreaker, ManualClock) {
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder("loom", config)
+        .clock(Arc::new(clock.clone()))
+        .call_duration_histogram(false)
+        .build();
+    (breaker, clock)
+}
+
+/// Tripped by one failure, with the open duration just passed: the first call moves it to
+/// HalfOpen.
+fn due_for_trials(max_calls: u32, success_threshold: u32) -> (CircuitBreaker, ManualClock) {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(OPEN)
+        .open_backoff(2.0, MAX_OPEN)
+        .half_open_max_calls(max_calls)
+        .success_threshold(success_threshold)
+        .build()
+        .expect("valid config");
+    let (breaker, clock) = breaker(config);
+    breaker
+        .try_acquire()
+        .expect("closed")
+        .record(Outcome::Failure);
+    assert_eq!(breaker.state(), State::Open);
+    clock.advance(OPEN);
+    (breaker, clock)
+}
+
+/// Each thread runs its plan: one call per entry, ended as the entry says. Checks that no more
+/// than `max_calls` trial permits are ever held at once, that the breaker holds no trial slot
+/// once every permit is gone, and that it admits a call after the longest open duration.
+fn trials(max_calls: u32, success_threshold: u32, plans: &'static [&'static [End]]) {
+    check(move || {
+        let (breaker, clock) = due_for_trials(max_calls, success_threshold);
+        // Trial permits held right now. A thread counts its permit out *before* reporting,
+        // because reporting frees the slot for another thread at once: the counter is then
+        // never above the engine's own count, and exceeds `max_calls` only if the engine
+        // admitted too many.
+        let held = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let breaker = breaker.clone();
+                let held = held.clone();
+                thread::spawn(move || {
+                    for end in plan.iter() {
+                        let Ok(permit) = breaker.try_acquire() else {
+                            continue;
+                        };
+                        if permit.is_trial() {
+                            let now = held.fetch_add(1, Ordering::SeqCst) + 1;
+                            assert!(
+                                now <= max_calls as usize,
+                                "{now} trial calls admitted at once, max {max_calls}"
+                            );
+                            held.fetch_sub(1, Ordering::SeqCst);
+                        }
+                        match end {
+                            End::Success => permit.record(Outcome::Success),
+                            End::Failure => permit.record(Outcome::Failure),
+                            End::Ignored => permit.record(Outcome::Ignored),
+                            End::Drop => drop(permit),
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+
+        let snapshot = breaker.snapshot();
+        assert_eq!(
+            snapshot.half_open_in_flight, 0,
+            "every permit is gone, yet {} trial slots are held (state {})",
+            snapshot.half_open_in_flight, snapshot.state
+        );
+        clock.advance(MAX_OPEN);
+        let state = breaker.state();
+        if let Err(e) = breaker.try_acquire() {
+            panic!("stuck: {state} breaker rejects after the longest open duration: {e}");
+        }
+    });
+}
+
+#[test]
+fn one_trial_slot_is_never_shared() {
+    trials(
+        1,
+        2,
+        &[
+            &[End::Drop, End::Success],
+            &[End::Success, End::Success],
+            &[End::Failure],
+        ],
+    );
+}
+
+#[test]
+fn two_trial_slots_admit_two_at_most() {
+    trials(
+        2,
+        2,
+        &[
+            &[End::Success, End::Drop],
+            &[End::Drop, End::Success],
+            &[End::Ignored, End::Failure],
+        ],
+    );
+}
+
+#[test]
+fn drops_and_ignored_outcomes_never_leave_half_open_stuck() {
+    // Three successes are needed and none comes: the breaker stays HalfOpen, and every slot
+    // must come back.
+    trials(
+        2,
+        3,
+        &[
+            &[End::Drop, End::Ignored],
+            &[End::Ignored, End::Drop],
+            &[End::Drop],
+        ],
+    );
+}
+
+#[test]
+fn a_failure_racing_the_closing_success_never_sticks() {
+    // Two slots, one success closes: a success and a failure race to decide.
+    trials(
+        2,
+        1,
+        &[&[End::Success, End::Drop], &[End::Failure], &[End::Drop]],
+    );
+}
+
+#[test]
+fn concurrent_failures_in_closed_trip_exactly_once() {
+    check(|| {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(2)
+            .open_duration(OPEN)
+            .build()
+            .expect("valid config");
+        let (breaker, _clock) = breaker(config);
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counter = opened.clone();
+        breaker.on_transition(move |e| {
+            assert_eq!((e.from, e.to), (State::Closed, State::Open));
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    // Admission may already be refused: the other two tripped the breaker.
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.record(Outcome::Failure);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "tripped once");
+        assert_eq!(breaker.state(), State::Open);
+        assert_eq!(breaker.snapshot().trips, 1);
+    });
+}
+
+#[test]
+fn concurrent_failures_trip_a_rate_rule_exactly_once() {
+    // The count window's packed counters are updated by racing fetch_adds; the last record
+    // always sees the full window, so the rule must fire, and only once.
+    check(|| {
+        let config = BreakerConfig::builder()
+            .no_consecutive_failures()
+            .failure_rate(1.0)
+            .count_window(2)
+            .minimum_calls(2)
+            .open_duration(OPEN)
+            .build()
+            .expect("valid config");
+        let (breaker, _clock) = breaker(config);
+        let opened = Arc::new(AtomicUsize::new(0));
+        let counter = opened.clone();
+        breaker.on_transition(move |_| {
+            counter.fetch_add(1, Ordering::SeqCst);
+        });
+        let threads: Vec<_> = (0..3)
+            .map(|_| {
+                let breaker = breaker.clone();
+                thread::spawn(move || {
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.record(Outcome::Failure);
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().expect("no thread panicked");
+        }
+        assert_eq!(opened.load(Ordering::SeqCst), 1, "tripped once");
+        assert_eq!(breaker.state(), State::Open);
+    });
+}
