@@ -8,6 +8,8 @@
 //!   tower-http's classifiers).
 //! - [`RetryWithBackoffLayer`]: retries with the engine's backoff, `Retry-After`, idempotency
 //!   rules and retry budget. See [`retry`].
+//! - [`FallbackLayer`]: answers a circuit-open rejection with a response of your own (a cached
+//!   or conservative answer).
 //! - [`Probe`]: an async health check run while a breaker is open.
 //! - [`TokioClock`]: the engine reads tokio's clock, so `tokio::time::pause()` drives it.
 //!
@@ -24,6 +26,7 @@
 pub mod circuit_breaker;
 pub mod classify;
 mod clock;
+pub mod fallback;
 mod probe;
 pub mod retry;
 
@@ -31,5 +34,6 @@ pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
 };
 pub use clock::TokioClock;
+pub use fallback::{Fallback, FallbackLayer};
 pub use probe::Probe;
 pub use retry::{RetryWithBackoff, RetryWithBackoffLayer};

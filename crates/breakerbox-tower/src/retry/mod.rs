@@ -55,10 +55,12 @@
 //! # }
 //! ```
 
+mod budget;
 pub mod future;
 mod layer;
 mod policy;
 
+pub use self::budget::TowerBudget;
 pub use self::future::ResponseFuture;
 pub use self::layer::RetryWithBackoffLayer;
 pub use self::policy::{Attempts, CloneRequest, Http, IDEMPOTENCY_KEY, Policy, retry_after};

@@ -269,3 +269,87 @@ async fn keyed_requests_without_a_host_pass_unguarded() {
     assert_eq!(response.await.unwrap().status(), 503);
     assert!(panel.breakers().is_empty());
 }
+
+/// Futures dropped at random points (before their first poll, while the upstream works, after
+/// completing) in HalfOpen never leak a trial slot nor leave the breaker stuck.
+#[tokio::test(start_paused = true)]
+async fn dropped_futures_never_wedge_a_half_open_breaker() {
+    use std::future::{Future, poll_fn};
+    use std::pin::Pin;
+    use tower::{Layer, Service, ServiceExt};
+
+    let upstream = tower::service_fn(|(delay_ms, code): (u64, u16)| async move {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+        Ok::<_, BoxError>(status(code))
+    });
+    type Call = Pin<Box<dyn Future<Output = Result<Response, BoxError>>>>;
+
+    let mut saw_all_slots_taken = 0;
+    for seed in 0..300 {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let config = BreakerConfig::builder()
+            .consecutive_failures(1)
+            .half_open_max_calls(2)
+            .success_threshold(2)
+            .open_duration(Duration::from_secs(10))
+            .open_backoff(1.0, Duration::from_secs(10))
+            .build()
+            .unwrap();
+        let layer = CircuitBreakerLayer::named("flaky", config).http();
+        let breaker = layer.breaker().clone();
+        let mut svc = layer.layer(upstream);
+        svc.ready().await.unwrap().call((0, 503)).await.unwrap();
+        assert_eq!(breaker.state(), State::Open);
+        tokio::time::advance(Duration::from_secs(10)).await;
+
+        let mut calls: Vec<Call> = Vec::new();
+        for _ in 0..40 {
+            match rng.u8(0..5) {
+                0 => tokio::time::advance(Duration::from_millis(rng.u64(0..12_000))).await,
+                1 => {
+                    let code = if rng.bool() { 200 } else { 503 };
+                    let call = svc.ready().await.unwrap().call((rng.u64(0..50), code));
+                    calls.push(Box::pin(call));
+                }
+                2 if !calls.is_empty() => drop(calls.swap_remove(rng.usize(..calls.len()))),
+                3 => {
+                    // Poll each once; the ones that finished are done with.
+                    let mut pending = Vec::new();
+                    for mut call in calls.drain(..) {
+                        let polled = poll_fn(|cx| std::task::Poll::Ready(call.as_mut().poll(cx)));
+                        if polled.await.is_pending() {
+                            pending.push(call);
+                        }
+                    }
+                    calls = pending;
+                    tokio::time::advance(Duration::from_millis(10)).await;
+                }
+                _ if !calls.is_empty() => {
+                    let _ = calls.swap_remove(rng.usize(..calls.len())).await;
+                }
+                _ => {}
+            }
+            let snap = breaker.snapshot();
+            assert!(snap.half_open_in_flight <= 2, "seed {seed}: {snap:?}");
+            saw_all_slots_taken += usize::from(snap.half_open_in_flight == 2);
+        }
+        drop(calls);
+        assert_eq!(
+            breaker.snapshot().half_open_in_flight,
+            0,
+            "seed {seed}: a slot leaked"
+        );
+
+        // Whatever happened, a healthy upstream closes the breaker again.
+        tokio::time::advance(Duration::from_secs(10)).await;
+        for _ in 0..2 {
+            let response = svc.ready().await.unwrap().call((0, 200)).await;
+            assert!(response.is_ok(), "seed {seed}: {:?}", response.err());
+        }
+        assert_eq!(breaker.state(), State::Closed, "seed {seed}");
+    }
+    assert!(
+        saw_all_slots_taken > 100,
+        "the sequences reach the trial limit: {saw_all_slots_taken}"
+    );
+}
