@@ -5,7 +5,8 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p breakerbox --test loom --release
 //! ```
 //!
-//! `LOOM_MAX_PREEMPTIONS` overrides the bound of 2 set here.
+//! `LOOM_MAX_PREEMPTIONS` overrides the preemption bounds set here (2 for the HalfOpen checks, 3
+//! for the cheaper Closed ones).
 #![cfg(loom)]
 
 use breakerbox::clock::ManualClock;
@@ -18,12 +19,12 @@ use std::time::Duration;
 const OPEN: Duration = Duration::from_secs(10);
 const MAX_OPEN: Duration = Duration::from_secs(40);
 
-/// Runs `f` under loom with a bounded number of preemptions, so that three threads finish in
-/// seconds.
-fn check(f: impl Fn() + Sync + Send + 'static) {
+/// Runs `f` under loom with at most `preemptions` thread preemptions per execution (unless
+/// `LOOM_MAX_PREEMPTIONS` says otherwise), so that three threads finish in seconds.
+fn check(preemptions: usize, f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
     if builder.preemption_bound.is_none() {
-        builder.preemption_bound = Some(2);
+        builder.preemption_bound = Some(preemptions);
     }
     builder.check(f);
 }
@@ -48,8 +49,12 @@ fn breaker(config: BreakerConfig) -> (CircuitBreaker, ManualClock) {
 }
 
 /// Tripped by one failure, with the open duration just passed: the first call moves it to
-/// HalfOpen.
-fn due_for_trials(max_calls: u32, success_threshold: u32) -> (CircuitBreaker, ManualClock) {
+/// HalfOpen. With `enter`, that first call is made (and dropped) here, before any thread runs.
+fn due_for_trials(
+    max_calls: u32,
+    success_threshold: u32,
+    enter: bool,
+) -> (CircuitBreaker, ManualClock) {
     let config = BreakerConfig::builder()
         .consecutive_failures(1)
         .open_duration(OPEN)
@@ -65,15 +70,21 @@ fn due_for_trials(max_calls: u32, success_threshold: u32) -> (CircuitBreaker, Ma
         .record(Outcome::Failure);
     assert_eq!(breaker.state(), State::Open);
     clock.advance(OPEN);
+    if enter {
+        drop(breaker.try_acquire().expect("half-open: a trial"));
+        assert_eq!(breaker.state(), State::HalfOpen);
+    }
     (breaker, clock)
 }
 
 /// Each thread runs its plan: one call per entry, ended as the entry says. Checks that no more
 /// than `max_calls` trial permits are ever held at once, that the breaker holds no trial slot
 /// once every permit is gone, and that it admits a call after the longest open duration.
-fn trials(max_calls: u32, success_threshold: u32, plans: &'static [&'static [End]]) {
-    check(move || {
-        let (breaker, clock) = due_for_trials(max_calls, success_threshold);
+/// `enter`: see [`due_for_trials`]; without it the threads also race the lazy Open -> HalfOpen
+/// transition (which multiplies the interleavings).
+fn trials(max_calls: u32, success_threshold: u32, enter: bool, plans: &'static [&'static [End]]) {
+    check(2, move || {
+        let (breaker, clock) = due_for_trials(max_calls, success_threshold, enter);
         // Trial permits held right now. A thread counts its permit out *before* reporting,
         // because reporting frees the slot for another thread at once: the counter is then
         // never above the engine's own count, and exceeds `max_calls` only if the engine
@@ -130,6 +141,7 @@ fn one_trial_slot_is_never_shared() {
     trials(
         1,
         2,
+        false,
         &[
             &[End::Drop, End::Success],
             &[End::Success, End::Success],
@@ -143,10 +155,11 @@ fn two_trial_slots_admit_two_at_most() {
     trials(
         2,
         2,
+        true,
         &[
             &[End::Success, End::Drop],
             &[End::Drop, End::Success],
-            &[End::Ignored, End::Failure],
+            &[End::Failure],
         ],
     );
 }
@@ -158,11 +171,8 @@ fn drops_and_ignored_outcomes_never_leave_half_open_stuck() {
     trials(
         2,
         3,
-        &[
-            &[End::Drop, End::Ignored],
-            &[End::Ignored, End::Drop],
-            &[End::Drop],
-        ],
+        true,
+        &[&[End::Drop, End::Ignored], &[End::Ignored], &[End::Drop]],
     );
 }
 
@@ -172,13 +182,14 @@ fn a_failure_racing_the_closing_success_never_sticks() {
     trials(
         2,
         1,
+        false,
         &[&[End::Success, End::Drop], &[End::Failure], &[End::Drop]],
     );
 }
 
 #[test]
 fn concurrent_failures_in_closed_trip_exactly_once() {
-    check(|| {
+    check(3, || {
         let config = BreakerConfig::builder()
             .consecutive_failures(2)
             .open_duration(OPEN)
@@ -215,7 +226,7 @@ fn concurrent_failures_in_closed_trip_exactly_once() {
 fn concurrent_failures_trip_a_rate_rule_exactly_once() {
     // The count window's packed counters are updated by racing fetch_adds; the last record
     // always sees the full window, so the rule must fire, and only once.
-    check(|| {
+    check(3, || {
         let config = BreakerConfig::builder()
             .no_consecutive_failures()
             .failure_rate(1.0)

@@ -34,7 +34,8 @@ struct Retry<S, Req> {
     shared: Arc<Shared>,
     /// A copy of the request for the next attempt.
     request: Option<Req>,
-    state: RetryState,
+    /// Started at the first failure: a request whose first attempt settles it needs none.
+    state: Option<RetryState>,
 }
 
 pin_project! {
@@ -70,7 +71,6 @@ where
         service: S,
         shared: Arc<Shared>,
         request: Req,
-        state: RetryState,
     ) -> Self {
         Self {
             state: State::Called { future },
@@ -79,7 +79,7 @@ where
                 service,
                 shared,
                 request: Some(request),
-                state,
+                state: None,
             }),
         }
     }
@@ -100,23 +100,31 @@ where
                 StateProj::Called { future } => {
                     let mut result = ready!(future.poll(cx)).map_err(Into::into);
                     let Some(retry) = this.retry.as_mut() else {
-                        if let Ok(response) = &mut result {
-                            this.policy.mark(response, 1);
-                        }
                         return Poll::Ready(result);
                     };
-                    let (outcome, retry_after) = this.policy.outcome(result.as_ref());
-                    let now = retry.shared.clock.now();
-                    let decision =
-                        retry
-                            .state
-                            .decide(outcome, retry_after, now, retry.shared.budget.as_ref());
-                    retry.shared.metrics.record(&decision);
+                    let outcome = this.policy.outcome(result.as_ref());
+                    let shared = &retry.shared;
+                    if retry.state.is_none() && shared.config.classify(outcome).is_err() {
+                        // The first attempt settles the request (a success, a client error…):
+                        // no retry bookkeeping and no clock read; the budget still counts it.
+                        if let Some(budget) = &shared.budget {
+                            budget.deposit();
+                        }
+                        return Poll::Ready(result);
+                    }
+                    let retry_after = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| this.policy.retry_after(r));
+                    let now = shared.clock.now();
+                    let state = retry.state.get_or_insert_with(|| shared.config.start(now));
+                    let decision = state.decide(outcome, retry_after, now, shared.budget.as_ref());
+                    shared.metrics.record(&decision);
                     match decision {
                         RetryDecision::Retry { after, reason } if retry.request.is_some() => {
                             tracing::debug!(
-                                target = retry.shared.target,
-                                attempt = retry.state.attempts(),
+                                target = shared.target,
+                                attempt = state.attempts(),
                                 reason = reason.as_str(),
                                 wait_ms = after.as_millis() as u64,
                                 "retrying"
@@ -129,15 +137,17 @@ where
                             if let RetryDecision::Stop(stop) = decision {
                                 if stop.is_exhausted() {
                                     tracing::debug!(
-                                        target = retry.shared.target,
-                                        attempts = retry.state.attempts(),
+                                        target = shared.target,
+                                        attempts = state.attempts(),
                                         stop = stop.as_str(),
                                         "giving up"
                                     );
                                 }
                             }
                             if let Ok(response) = &mut result {
-                                this.policy.mark(response, retry.state.attempts());
+                                if state.attempts() > 1 {
+                                    this.policy.mark(response, state.attempts());
+                                }
                             }
                             return Poll::Ready(result);
                         }

@@ -15,8 +15,14 @@
 //! - a retry budget shared by the layer's services caps retries to a fraction of recent requests
 //!   plus a floor, so a fleet cannot amplify an outage;
 //! - a request the [`Policy`] cannot copy is sent exactly once, never dropped;
-//! - the final response (HTTP) carries [`Attempts`]; `retry_attempts_total`,
-//!   `retry_exhausted_total` and `retry_budget_rejected_total` count what happened.
+//! - a retried response (HTTP) carries [`Attempts`] ([`Attempts::of`] reads 1 on the others);
+//!   `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count
+//!   what happened.
+//!
+//! A call whose first attempt settles it (a success, a client error) costs no retry
+//! bookkeeping and no clock read; the retry state and `max_elapsed` start at the first
+//! transient failure, so the whole call takes at most the first attempt (bounded by the timeout
+//! inside) plus `max_elapsed`.
 //!
 //! Put it outermost: retry → rate limit → circuit breaker → timeout → client. Each attempt then
 //! goes through the breaker (and counts there), and a timeout is a transient failure.
@@ -50,7 +56,7 @@
 //! let request = http::Request::get("https://musicbrainz.org/ws/2/recording").body(String::new())?;
 //! let response = client.ready().await?.call(request).await?;
 //! assert_eq!(response.status(), 200);
-//! assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(3)));
+//! assert_eq!(Attempts::of(&response), 3);
 //! # Ok(())
 //! # }
 //! ```
@@ -66,7 +72,6 @@ pub use self::layer::RetryWithBackoffLayer;
 pub use self::policy::{Attempts, CloneRequest, Http, IDEMPOTENCY_KEY, Policy, retry_after};
 
 use crate::TokioClock;
-use breakerbox::clock::Clock;
 use breakerbox::retry::RetryMetrics;
 use breakerbox::{RetryBudget, RetryConfig};
 use std::fmt;
@@ -143,14 +148,12 @@ where
         };
         // The clone keeps retrying; the polled-ready original sends the first attempt.
         let service = self.inner.clone();
-        let state = self.shared.config.start(self.shared.clock.now());
         ResponseFuture::retrying(
             self.inner.call(req),
             self.policy.clone(),
             service,
             self.shared.clone(),
             copy,
-            state,
         )
     }
 }

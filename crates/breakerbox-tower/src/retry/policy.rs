@@ -19,10 +19,17 @@ pub trait Policy<Req, Res> {
     /// streaming body): then the request is sent exactly once and its outcome returned as is.
     fn clone_request(&self, req: &Req) -> Option<Req>;
 
-    /// What an attempt's result means, with the response's `Retry-After` if it has one.
-    fn outcome(&self, result: Result<&Res, &BoxError>) -> (AttemptOutcome, Option<Duration>);
+    /// What an attempt's result means.
+    fn outcome(&self, result: Result<&Res, &BoxError>) -> AttemptOutcome;
 
-    /// Marks the final response with the number of attempts made.
+    /// The response's `Retry-After`, if it has a well-formed one. Asked only after a transient
+    /// failure, so a successful call never parses headers.
+    fn retry_after(&self, _res: &Res) -> Option<Duration> {
+        None
+    }
+
+    /// Marks the final response of a retried request with the number of attempts made (called
+    /// only when there was more than one).
     fn mark(&self, _res: &mut Res, _attempts: u32) {}
 }
 
@@ -40,34 +47,42 @@ impl<Req: Clone, Res> Policy<Req, Res> for CloneRequest {
         Some(req.clone())
     }
 
-    fn outcome(&self, result: Result<&Res, &BoxError>) -> (AttemptOutcome, Option<Duration>) {
+    fn outcome(&self, result: Result<&Res, &BoxError>) -> AttemptOutcome {
         match result {
-            Ok(_) => (AttemptOutcome::Success, None),
-            Err(e) => (attempt_outcome(e), None),
+            Ok(_) => AttemptOutcome::Success,
+            Err(e) => attempt_outcome(e),
         }
     }
 }
 
-/// The number of attempts a response took, in its extensions (1 when the first attempt
-/// answered).
+/// The number of attempts a retried response took, in its extensions. A response without it was
+/// answered by the first attempt (the layer adds nothing to a call it did not retry): read it
+/// with [`Attempts::of`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Attempts(pub u32);
 
+impl Attempts {
+    /// How many attempts `response` took: 1 unless it was retried.
+    pub fn of<B>(response: &http::Response<B>) -> u32 {
+        response.extensions().get::<Attempts>().map_or(1, |a| a.0)
+    }
+}
+
 /// For `http::Request<B>` with a `Clone` body and `http::Response`: only idempotent methods (or
 /// requests with an `Idempotency-Key`) are retried unless the config opts in; the status and
-/// `Retry-After` (delta-seconds or HTTP-date; a malformed one is ignored) go to the engine; the
-/// final response carries [`Attempts`].
+/// `Retry-After` (delta-seconds or HTTP-date; a malformed one is ignored) go to the engine; a
+/// retried response carries [`Attempts`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Http;
 
 /// The header that makes a non-idempotent request safe to retry.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+pub const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("idempotency-key");
 
 impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Http {
     fn is_retryable(&self, req: &http::Request<B>, config: &RetryConfig) -> bool {
         config.may_retry(
             req.method().as_str(),
-            req.headers().contains_key(IDEMPOTENCY_KEY),
+            req.headers().contains_key(&IDEMPOTENCY_KEY),
         )
     }
 
@@ -81,17 +96,15 @@ impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Ht
         Some(clone)
     }
 
-    fn outcome(
-        &self,
-        result: Result<&http::Response<ResBody>, &BoxError>,
-    ) -> (AttemptOutcome, Option<Duration>) {
+    fn outcome(&self, result: Result<&http::Response<ResBody>, &BoxError>) -> AttemptOutcome {
         match result {
-            Ok(res) => (
-                AttemptOutcome::Status(res.status().as_u16()),
-                retry_after(res.headers()),
-            ),
-            Err(e) => (attempt_outcome(e), None),
+            Ok(res) => AttemptOutcome::Status(res.status().as_u16()),
+            Err(e) => attempt_outcome(e),
         }
+    }
+
+    fn retry_after(&self, res: &http::Response<ResBody>) -> Option<Duration> {
+        retry_after(res.headers())
     }
 
     fn mark(&self, res: &mut http::Response<ResBody>, attempts: u32) {

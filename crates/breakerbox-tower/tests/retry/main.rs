@@ -117,11 +117,7 @@ where
 }
 
 fn attempts(response: &Response) -> u32 {
-    response
-        .extensions()
-        .get::<Attempts>()
-        .expect("attempts are reported")
-        .0
+    Attempts::of(response)
 }
 
 #[tokio::test(start_paused = true)]
@@ -287,11 +283,11 @@ impl Policy<Request, Response> for Uncopyable {
     fn clone_request(&self, _req: &Request) -> Option<Request> {
         None
     }
-    fn outcome(
-        &self,
-        result: Result<&Response, &BoxError>,
-    ) -> (breakerbox::retry::AttemptOutcome, Option<Duration>) {
+    fn outcome(&self, result: Result<&Response, &BoxError>) -> breakerbox::retry::AttemptOutcome {
         Policy::<Request, Response>::outcome(&Http, result)
+    }
+    fn retry_after(&self, res: &Response) -> Option<Duration> {
+        Policy::<Request, Response>::retry_after(&Http, res)
     }
     fn mark(&self, res: &mut Response, attempts: u32) {
         Policy::<Request, Response>::mark(&Http, res, attempts)
@@ -345,9 +341,13 @@ async fn timeouts_are_retried_and_max_elapsed_stops_them() {
     let started = Instant::now();
     let err = send(&mut svc, get()).await.unwrap_err();
     assert!(err.is::<tower::timeout::error::Elapsed>(), "{err}");
-    // 1 s + 0.1 + 1 s + 0.2 + 1 s = 3.3 s; the next 0.4 s wait would pass 3 s.
-    assert_eq!(upstream.hits(), 3);
-    assert_eq!(started.elapsed(), Duration::from_millis(3300));
+    // max_elapsed counts from the first failure, at 1 s: waits of 0.1, 0.2 and 0.4 s with
+    // 1 s attempts between them end at 3.7 s after it; the next 0.8 s wait would pass 3 s.
+    assert_eq!(upstream.hits(), 4);
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(1000 + 100 + 1000 + 200 + 1000 + 400 + 1000)
+    );
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,5 +1,6 @@
 //! The `[retry]` table: [`RetryConfig`], its builder, [`BudgetConfig`] and [`StatusPattern`].
 
+use super::decision::{AttemptOutcome, RetryReason, StopReason};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::InvalidConfig;
 use serde::{Deserialize, Serialize};
@@ -224,6 +225,26 @@ impl RetryConfig {
         self.statuses.iter().any(|s| s.matches(status))
     }
 
+    /// How an attempt ended, before any limit is looked at: `Ok` with the reason to retry for a
+    /// transient failure, `Err` with the reason to stop for anything else (a success, a
+    /// non-transient status or error, a circuit-open rejection).
+    ///
+    /// Front ends call this on a first attempt to settle a request that needs no retry without
+    /// starting a [`RetryState`](super::RetryState) (and without reading their clock);
+    /// [`RetryState::decide`](super::RetryState::decide) applies the same rule.
+    ///
+    /// ```
+    /// use breakerbox::retry::{AttemptOutcome, RetryConfig, StopReason};
+    ///
+    /// let config = RetryConfig::default();
+    /// assert_eq!(config.classify(AttemptOutcome::Status(200)), Err(StopReason::Succeeded));
+    /// assert_eq!(config.classify(AttemptOutcome::Status(404)), Err(StopReason::NotTransient));
+    /// assert!(config.classify(AttemptOutcome::Status(503)).is_ok());
+    /// ```
+    pub fn classify(&self, outcome: AttemptOutcome) -> Result<RetryReason, StopReason> {
+        classify(outcome, |status| self.is_transient_status(status))
+    }
+
     /// Whether a request may be retried at all: its method is idempotent, or it carries an
     /// `Idempotency-Key` header, or `retry_non_idempotent` is set. Requests that may not be
     /// retried are sent once.
@@ -275,6 +296,23 @@ impl Default for RetryConfig {
             ],
             budget: Some(BudgetConfig::default()),
         }
+    }
+}
+
+/// The one rule for what an attempt's outcome means, whatever the limits.
+pub(crate) fn classify(
+    outcome: AttemptOutcome,
+    is_transient: impl Fn(u16) -> bool,
+) -> Result<RetryReason, StopReason> {
+    match outcome {
+        AttemptOutcome::Success => Err(StopReason::Succeeded),
+        AttemptOutcome::CircuitOpen => Err(StopReason::CircuitOpen),
+        AttemptOutcome::OtherError => Err(StopReason::NotTransient),
+        AttemptOutcome::Timeout => Ok(RetryReason::Timeout),
+        AttemptOutcome::Connect => Ok(RetryReason::Connect),
+        AttemptOutcome::Status(status) if is_transient(status) => Ok(RetryReason::Status(status)),
+        AttemptOutcome::Status(status) if status < 400 => Err(StopReason::Succeeded),
+        AttemptOutcome::Status(_) => Err(StopReason::NotTransient),
     }
 }
 

@@ -236,19 +236,9 @@ impl RetryState {
             }
         }
 
-        let reason = match outcome {
-            AttemptOutcome::Success => return RetryDecision::Stop(StopReason::Succeeded),
-            AttemptOutcome::CircuitOpen => return RetryDecision::Stop(StopReason::CircuitOpen),
-            AttemptOutcome::OtherError => return RetryDecision::Stop(StopReason::NotTransient),
-            AttemptOutcome::Timeout => RetryReason::Timeout,
-            AttemptOutcome::Connect => RetryReason::Connect,
-            AttemptOutcome::Status(status) if self.statuses.contains(status) => {
-                RetryReason::Status(status)
-            }
-            AttemptOutcome::Status(status) if status < 400 => {
-                return RetryDecision::Stop(StopReason::Succeeded);
-            }
-            AttemptOutcome::Status(_) => return RetryDecision::Stop(StopReason::NotTransient),
+        let reason = match super::config::classify(outcome, |s| self.statuses.contains(s)) {
+            Ok(reason) => reason,
+            Err(stop) => return RetryDecision::Stop(stop),
         };
 
         let retries_made = self.attempts - 1;
