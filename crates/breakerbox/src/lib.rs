@@ -75,7 +75,3 @@ pub use config::{
     BoxConfig, BreakerConfig, BreakerRule, InvalidConfig, Match, Overflow, WindowConfig,
 };
 pub use retry::{RetryBudget, RetryConfig};
-
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;
