@@ -16,6 +16,44 @@
 //! All decisions (trip, admit, back off, budget) are the engine's; these layers translate tower
 //! calls into engine calls.
 //!
+//! # Composing with tower's layers
+//!
+//! Outermost first: retry → rate limit → circuit breaker → timeout → client. Every attempt goes
+//! through the breaker and counts there; a timeout is a breaker failure and a transient one for
+//! the retry; waiting for a rate-limit slot happens before the breaker admits the call, so it
+//! never counts as call time. tower's `RateLimit` is not `Clone`, so it sits behind a `Buffer`
+//! for the retry layer to clone.
+//!
+//! ```
+//! use breakerbox::{BreakerConfig, RetryConfig};
+//! use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer};
+//! use std::time::Duration;
+//! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), BoxError> {
+//! let client = service_fn(|_req: http::Request<String>| async {
+//!     Ok::<_, BoxError>(http::Response::new("{}"))
+//! });
+//! let musicbrainz = BreakerConfig::builder()
+//!     .consecutive_failures(3)
+//!     .success_threshold(2)
+//!     .build()?;
+//! let mut svc = ServiceBuilder::new()
+//!     .layer(RetryWithBackoffLayer::new(RetryConfig::default()).http())
+//!     .buffer(64)
+//!     .rate_limit(1, Duration::from_secs(1)) // MusicBrainz asks for 1 request per second
+//!     .concurrency_limit(4)
+//!     .layer(CircuitBreakerLayer::named("musicbrainz", musicbrainz).http())
+//!     .timeout(Duration::from_secs(10))
+//!     .service(client);
+//!
+//! let req = http::Request::get("https://musicbrainz.org/ws/2/artist?query=daft").body(String::new())?;
+//! assert_eq!(svc.ready().await?.call(req).await?.status(), 200);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Features
 //!
 //! - `metrics` (default): the engine's metrics through the `metrics` facade.

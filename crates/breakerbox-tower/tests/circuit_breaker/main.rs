@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio_test::{assert_pending, assert_ready_ok};
 use tower::BoxError;
+use tower::Service as _;
 use tower_test::mock;
 
 type Response = http::Response<()>;
@@ -351,5 +352,101 @@ async fn dropped_futures_never_wedge_a_half_open_breaker() {
     assert!(
         saw_all_slots_taken > 100,
         "the sequences reach the trial limit: {saw_all_slots_taken}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failure_rate_over_a_time_window_trips_the_layer() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .failure_rate(0.5)
+        .minimum_calls(4)
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap();
+    let layer = CircuitBreakerLayer::named("discogs", config).http();
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    // Two old failures fall out of the window before the next calls.
+    for code in [500, 500] {
+        call_with(&mut svc, &mut handle, Ok(code)).await.unwrap();
+    }
+    tokio::time::advance(Duration::from_secs(11)).await;
+    for code in [200, 200, 500] {
+        call_with(&mut svc, &mut handle, Ok(code)).await.unwrap();
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "1 of 3 calls in the window, under minimum_calls"
+    );
+    call_with(&mut svc, &mut handle, Ok(503)).await.unwrap();
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "2 of 4 calls in the window failed"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn slow_calls_measured_on_tokio_time_trip_the_layer() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .slow_call_rate(0.5, Duration::from_secs(2))
+        .minimum_calls(2)
+        .count_window(10)
+        .build()
+        .unwrap();
+    let layer = CircuitBreakerLayer::named("google_ai_imagen", config).http();
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    for took in [Duration::from_millis(300), Duration::from_secs(5)] {
+        assert_ready_ok!(svc.poll_ready());
+        let response = svc.call(());
+        let (_, send) = handle.next_request().await.unwrap();
+        tokio::time::advance(took).await;
+        send.send_response(status(200));
+        response.await.unwrap();
+    }
+    assert_eq!(
+        breaker.state(),
+        State::Open,
+        "1 of 2 successful calls took 5 s"
+    );
+    assert_eq!(
+        breaker.snapshot().window_slow_calls,
+        1,
+        "the window shows what tripped it"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn fallback_answers_rejections_and_passes_everything_else() {
+    use breakerbox_tower::FallbackLayer;
+    use tower::Layer;
+
+    let breaker = CircuitBreakerLayer::named("spotify", config(1)).http();
+    let fallback = FallbackLayer::new(|open: &CircuitOpen| {
+        http::Response::builder()
+            .status(200)
+            .header("x-served-from", format!("cache ({} open)", open.breaker()))
+            .body(())
+            .unwrap()
+    });
+    let (mock, mut handle) = mock::pair::<(), Response>();
+    let mut svc = fallback.layer(breaker.layer(mock));
+    use tower::ServiceExt;
+    let first = {
+        let call = svc.ready().await.unwrap().call(());
+        let (_, send) = handle.next_request().await.unwrap();
+        send.send_response(status(503));
+        call.await.unwrap()
+    };
+    assert_eq!(first.status(), 503, "a real failure passes through");
+    let cached = svc.ready().await.unwrap().call(()).await.unwrap();
+    assert_eq!(cached.headers()["x-served-from"], "cache (spotify open)");
+    assert_pending!(
+        handle.poll_request(),
+        "the fallback did not reach the upstream"
     );
 }

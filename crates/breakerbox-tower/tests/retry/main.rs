@@ -411,3 +411,48 @@ async fn composes_with_rate_limit_behind_a_buffer_and_concurrency_limit() {
             .all(|gap| *gap >= Duration::from_secs(1))
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn retries_exhaustion_and_budget_rejections_are_counted() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    let config = RetryConfig::builder()
+        .max_retries(2)
+        .jitter(Jitter::None)
+        .budget(BudgetConfig::new(Duration::from_secs(1), 2, 0.0).unwrap())
+        .build()
+        .unwrap();
+    let layer = metrics::with_local_recorder(&recorder, || {
+        RetryWithBackoffLayer::new(config).http().target("lastfm")
+    });
+    let upstream = Upstream::new([Answer::Status(503)]);
+    let mut svc = layer.layer(upstream.clone());
+    send(&mut svc, get()).await.unwrap(); // 2 retries, then exhausted
+    send(&mut svc, get()).await.unwrap(); // the budget's 2 retries are spent
+
+    let counters: std::collections::HashMap<String, u64> = snapshotter
+        .snapshot()
+        .into_vec()
+        .into_iter()
+        .filter_map(|(key, _, _, value)| match value {
+            DebugValue::Counter(n) => {
+                let labels: Vec<String> = key
+                    .key()
+                    .labels()
+                    .map(|l| format!("{}={}", l.key(), l.value()))
+                    .collect();
+                Some((format!("{}{{{}}}", key.key().name(), labels.join(",")), n))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        counters["retry_attempts_total{target=lastfm,reason=status_5xx}"],
+        2
+    );
+    assert_eq!(counters["retry_exhausted_total{target=lastfm}"], 1);
+    assert_eq!(counters["retry_budget_rejected_total{target=lastfm}"], 1);
+    assert_eq!(upstream.hits(), 4);
+}
