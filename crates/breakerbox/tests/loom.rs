@@ -5,8 +5,8 @@
 //! RUSTFLAGS="--cfg loom" cargo test -p breakerbox --test loom --release
 //! ```
 //!
-//! `LOOM_MAX_PREEMPTIONS` overrides the preemption bounds set here (2 for the HalfOpen checks, 3
-//! for the cheaper Closed ones).
+//! `LOOM_MAX_PREEMPTIONS` overrides the preemption bounds set here (2 for the trial-call checks, 3
+//! for the cheaper ones).
 #![cfg(loom)]
 
 use breakerbox::clock::ManualClock;
@@ -188,6 +188,65 @@ fn a_failure_racing_the_closing_success_never_sticks() {
 }
 
 #[test]
+fn one_probe_at_a_time_and_a_probe_racing_trials_never_sticks() {
+    check(3, || {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(1)
+            .open_duration(OPEN)
+            .open_backoff(2.0, MAX_OPEN)
+            .probe_interval(Duration::from_secs(1))
+            .build()
+            .expect("valid config");
+        let (breaker, clock) = breaker(config);
+        breaker
+            .try_acquire()
+            .expect("closed")
+            .record(Outcome::Failure);
+        clock.advance(Duration::from_secs(1));
+        // Probe tickets held right now; counted out before reporting, as in `trials`.
+        let probing = Arc::new(AtomicUsize::new(0));
+        let prober = |healthy: bool| {
+            let breaker = breaker.clone();
+            let probing = probing.clone();
+            thread::spawn(move || {
+                if let Some(ticket) = breaker.probe_due() {
+                    let now = probing.fetch_add(1, Ordering::SeqCst) + 1;
+                    assert_eq!(now, 1, "two probes claimed at once");
+                    probing.fetch_sub(1, Ordering::SeqCst);
+                    if healthy {
+                        ticket.succeeded();
+                    } else {
+                        ticket.failed();
+                    }
+                }
+            })
+        };
+        let probes = [prober(true), prober(false)];
+        let caller = {
+            let breaker = breaker.clone();
+            // Rejected while Open; a trial once the probe has moved the breaker to HalfOpen.
+            thread::spawn(move || {
+                for outcome in [Outcome::Failure, Outcome::Success] {
+                    if let Ok(permit) = breaker.try_acquire() {
+                        permit.record(outcome);
+                    }
+                }
+            })
+        };
+        for t in probes.into_iter().chain([caller]) {
+            t.join().expect("no thread panicked");
+        }
+
+        assert_eq!(breaker.snapshot().half_open_in_flight, 0);
+        clock.advance(MAX_OPEN);
+        let state = breaker.state();
+        if let Err(e) = breaker.try_acquire() {
+            panic!("stuck: {state} breaker rejects after the longest open duration: {e}");
+        }
+    });
+}
+
+#[test]
 fn concurrent_failures_in_closed_trip_exactly_once() {
     check(3, || {
         let config = BreakerConfig::builder()
@@ -256,5 +315,26 @@ fn concurrent_failures_trip_a_rate_rule_exactly_once() {
         }
         assert_eq!(opened.load(Ordering::SeqCst), 1, "tripped once");
         assert_eq!(breaker.state(), State::Open);
+    });
+}
+
+/// A failure admitted before a reset and recorded while the reset runs never counts in the new
+/// period: the run of failures is tagged with its generation. (The sliding window is only
+/// approximately generation-aware; see the window module's docs.)
+#[test]
+fn a_failure_racing_a_reset_does_not_count_after_it() {
+    check(3, || {
+        let config = BreakerConfig::builder()
+            .consecutive_failures(3)
+            .build()
+            .expect("valid config");
+        let (breaker, _clock) = breaker(config);
+        let permit = breaker.try_acquire_owned().expect("closed");
+        let t = thread::spawn(move || permit.record(Outcome::Failure));
+        breaker.reset();
+        t.join().expect("no thread panicked");
+        // Either the failure came first (and the reset cleared it) or it was stale.
+        let snapshot = breaker.snapshot();
+        assert_eq!(snapshot.consecutive_failures, 0, "{snapshot:?}");
     });
 }

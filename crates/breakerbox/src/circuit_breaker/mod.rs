@@ -80,7 +80,7 @@ use self::state::{CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, 
 use self::window::{CountWindow, Sample, TimeWindow, Window};
 use crate::clock::{MonotonicClock, SharedClock, nanos};
 use crate::config::{BreakerConfig, WindowConfig};
-use crate::sync::{AtomicBool, AtomicU32, AtomicU64, Mutex, Ordering, lock};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -171,7 +171,10 @@ struct Inner {
     /// Whether admission reads the clock so that recording knows the call's duration.
     measure: bool,
     state: AtomicU64,
-    run: AtomicU32,
+    /// Failures in a row, tagged with the generation they belong to:
+    /// `generation << 32 | count`. The tag makes an outcome admitted before a reset (or any
+    /// move to Closed) unable to count in the new period, however the two race.
+    run: AtomicU64,
     window: Option<Window>,
     /// When the current Open period ends (clock nanoseconds); written before Open is published.
     open_until: AtomicU64,
@@ -399,7 +402,7 @@ impl Builder {
             slow_nanos,
             clock,
             state: AtomicU64::new(Word::new(CLOSED, 0, 0, 0).0),
-            run: AtomicU32::new(0),
+            run: AtomicU64::new(0),
             window,
             open_until: AtomicU64::new(0),
             probe_due_at: AtomicU64::new(u64::MAX),
@@ -556,11 +559,12 @@ impl Inner {
             Outcome::Ignored => return,
         };
         let run = if failure {
-            self.run.fetch_add(1, Ordering::Relaxed).saturating_add(1)
-        } else {
-            if self.run.load(Ordering::Relaxed) != 0 {
-                self.run.store(0, Ordering::Relaxed);
+            match self.count_failure(generation) {
+                Some(run) => run,
+                None => return, // a transition won the race: stale
             }
+        } else {
+            self.end_run(generation);
             0
         };
         let counts = self
@@ -581,6 +585,40 @@ impl Inner {
                 OPEN,
                 reason,
             );
+        }
+    }
+
+    /// Adds a failure to the run of `generation`; `None` if the run belongs to a later one.
+    #[inline]
+    fn count_failure(&self, generation: u32) -> Option<u32> {
+        let mut run = self.run.load(Ordering::Relaxed);
+        loop {
+            if (run >> 32) as u32 != generation {
+                return None;
+            }
+            let count = (run as u32).saturating_add(1);
+            let next = u64::from(generation) << 32 | u64::from(count);
+            match self
+                .run
+                .compare_exchange_weak(run, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Some(count),
+                Err(actual) => run = actual,
+            }
+        }
+    }
+
+    /// A success ends the run of `generation`. Healthy traffic only reads: the word is written
+    /// only when a run is in progress. Losing the race to a concurrent failure is the history
+    /// in which that failure came second.
+    #[inline]
+    fn end_run(&self, generation: u32) {
+        let run = self.run.load(Ordering::Relaxed);
+        if run as u32 != 0 && (run >> 32) as u32 == generation {
+            let fresh = u64::from(generation) << 32;
+            let _ = self
+                .run
+                .compare_exchange(run, fresh, Ordering::Relaxed, Ordering::Relaxed);
         }
     }
 
@@ -724,7 +762,10 @@ impl Inner {
                 }
                 CLOSED | METRICS_ONLY => {
                     open_duration = self.config.open_duration;
-                    self.run.store(0, Ordering::Relaxed);
+                    // A swap, not a store: a read-modify-write, so that it is ordered with a
+                    // racing failure's compare-and-swap and one of the two sees the other.
+                    self.run
+                        .swap(u64::from(w.next_generation()) << 32, Ordering::AcqRel);
                     if let Some(window) = &self.window {
                         window.clear(now);
                     }

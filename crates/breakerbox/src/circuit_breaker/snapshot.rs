@@ -61,7 +61,8 @@ impl BreakerSnapshot {
         Self {
             name: inner.name.to_string(),
             state: w.state(),
-            consecutive_failures: inner.run.load(Ordering::Relaxed),
+            // The low half is the count (the high half tags its generation).
+            consecutive_failures: inner.run.load(Ordering::Relaxed) as u32,
             consecutive_failures_threshold: inner.config.consecutive_failures,
             window_calls: counts.calls,
             window_failures: counts.failures,

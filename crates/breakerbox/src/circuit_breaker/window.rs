@@ -5,10 +5,13 @@
 //!
 //! Precision: for calls recorded one after another the counts are exact (the model-based tests
 //! hold them to a reference). Under concurrency each record is still counted exactly once, with
-//! two documented blurs: a count-based window may briefly report counts that mix two records in
-//! flight (such a reading is detected and skipped, never acted on), and in a time-based window a
+//! three documented blurs: a count-based window may briefly report counts that mix two records in
+//! flight (such a reading is detected and skipped, never acted on); in a time-based window a
 //! record that races a bucket rotation may land in the newer bucket or, if its thread stalled for
-//! a whole window, be dropped.
+//! a whole window, be dropped; and a record racing the clearing of the window (a reset, a close)
+//! may land in the cleared window. None of them can trip a breaker by itself: a trip needs the
+//! generation the call was admitted in to still be current. The run of consecutive failures has
+//! no such blur: it is tagged with its generation.
 
 use crate::sync::{AtomicU8, AtomicU64, Ordering};
 

@@ -476,7 +476,7 @@ mod tests {
 mod loom_tests {
     use super::*;
     use crate::clock::ManualClock;
-    use crate::sync::Arc;
+    use std::sync::Arc;
     use std::time::Duration;
 
     #[test]
