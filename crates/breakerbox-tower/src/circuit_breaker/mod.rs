@@ -7,7 +7,7 @@
 //! # The readiness contract
 //!
 //! A rejected call never reaches the inner service, never polls its readiness and never waits:
-//! it fails at once with [`CircuitOpen`](error::CircuitOpen) (the breaker's name and how long
+//! it fails at once with [`CircuitOpen`] (the breaker's name and how long
 //! until it admits a trial call), boxed into `tower::BoxError`, from which callers downcast it.
 //!
 //! - [`CircuitBreaker`] decides in `poll_ready`: it asks its breaker for a permit first, and only
