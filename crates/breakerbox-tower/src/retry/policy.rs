@@ -80,10 +80,12 @@ pub const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("ide
 
 impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Http {
     fn is_retryable(&self, req: &http::Request<B>, config: &RetryConfig) -> bool {
-        config.may_retry(
-            req.method().as_str(),
-            req.headers().contains_key(&IDEMPOTENCY_KEY),
-        )
+        // The header is looked up only for methods that need it.
+        config.may_retry(req.method().as_str(), false)
+            || config.may_retry(
+                req.method().as_str(),
+                req.headers().contains_key(&IDEMPOTENCY_KEY),
+            )
     }
 
     fn clone_request(&self, req: &http::Request<B>) -> Option<http::Request<B>> {
