@@ -9,13 +9,16 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use tokio::time::Sleep;
+use tokio::time::{Instant, Sleep};
 use tower::{BoxError, Service};
 
 pin_project! {
     /// The response future of [`RetryWithBackoff`](super::RetryWithBackoff): sends the request,
-    /// and while the engine says so, waits and sends a copy again. Its timer is stored inline;
-    /// nothing is boxed.
+    /// and while the engine says so, waits and sends a copy again.
+    ///
+    /// A call whose first attempt settles it stays small and allocates nothing here; the retry
+    /// bookkeeping and its timer are boxed together once, at the first transient failure (the
+    /// slow path).
     pub struct ResponseFuture<S, P, Req>
     where
         S: Service<Req>,
@@ -34,8 +37,17 @@ struct Retry<S, Req> {
     shared: Arc<Shared>,
     /// A copy of the request for the next attempt.
     request: Option<Req>,
-    /// Started at the first failure: a request whose first attempt settles it needs none.
-    state: Option<RetryState>,
+    /// Started at the first transient failure.
+    backoff: Option<Pin<Box<Backoff>>>,
+}
+
+pin_project! {
+    /// The retry bookkeeping of a request that failed at least once, and its timer.
+    struct Backoff {
+        state: RetryState,
+        #[pin]
+        sleep: Sleep,
+    }
 }
 
 pin_project! {
@@ -45,10 +57,7 @@ pin_project! {
             #[pin]
             future: F,
         },
-        Waiting {
-            #[pin]
-            sleep: Sleep,
-        },
+        Waiting,
         Resending,
     }
 }
@@ -79,7 +88,7 @@ where
                 service,
                 shared,
                 request: Some(request),
-                state: None,
+                backoff: None,
             }),
         }
     }
@@ -104,7 +113,7 @@ where
                     };
                     let outcome = this.policy.outcome(result.as_ref());
                     let shared = &retry.shared;
-                    if retry.state.is_none() && shared.config.classify(outcome).is_err() {
+                    if retry.backoff.is_none() && shared.config.classify(outcome).is_err() {
                         // The first attempt settles the request (a success, a client error…):
                         // no retry bookkeeping and no clock read; the budget still counts it.
                         if let Some(budget) = &shared.budget {
@@ -117,44 +126,55 @@ where
                         .ok()
                         .and_then(|r| this.policy.retry_after(r));
                     let now = shared.clock.now();
-                    let state = retry.state.get_or_insert_with(|| shared.config.start(now));
-                    let decision = state.decide(outcome, retry_after, now, shared.budget.as_ref());
+                    let backoff = retry.backoff.get_or_insert_with(|| {
+                        Box::pin(Backoff {
+                            state: shared.config.start(now),
+                            sleep: tokio::time::sleep_until(Instant::now()),
+                        })
+                    });
+                    let backoff = backoff.as_mut().project();
+                    let decision =
+                        backoff
+                            .state
+                            .decide(outcome, retry_after, now, shared.budget.as_ref());
                     shared.metrics.record(&decision);
                     match decision {
                         RetryDecision::Retry { after, reason } if retry.request.is_some() => {
                             tracing::debug!(
                                 target = shared.target,
-                                attempt = state.attempts(),
+                                attempt = backoff.state.attempts(),
                                 reason = reason.as_str(),
                                 wait_ms = after.as_millis() as u64,
                                 "retrying"
                             );
-                            this.state.set(State::Waiting {
-                                sleep: tokio::time::sleep(after),
-                            });
+                            backoff.sleep.reset(Instant::now() + after);
+                            this.state.set(State::Waiting);
                         }
                         decision => {
+                            let attempts = backoff.state.attempts();
                             if let RetryDecision::Stop(stop) = decision {
                                 if stop.is_exhausted() {
                                     tracing::debug!(
                                         target = shared.target,
-                                        attempts = state.attempts(),
+                                        attempts,
                                         stop = stop.as_str(),
                                         "giving up"
                                     );
                                 }
                             }
                             if let Ok(response) = &mut result {
-                                if state.attempts() > 1 {
-                                    this.policy.mark(response, state.attempts());
+                                if attempts > 1 {
+                                    this.policy.mark(response, attempts);
                                 }
                             }
                             return Poll::Ready(result);
                         }
                     }
                 }
-                StateProj::Waiting { sleep } => {
-                    ready!(sleep.poll(cx));
+                StateProj::Waiting => {
+                    let retry = this.retry.as_mut().expect("only retryable requests wait");
+                    let backoff = retry.backoff.as_mut().expect("started before waiting");
+                    ready!(backoff.as_mut().project().sleep.poll(cx));
                     this.state.set(State::Resending);
                 }
                 StateProj::Resending => {

@@ -78,6 +78,9 @@ pub struct RetryConfig {
     max_elapsed: Option<Duration>,
     retry_non_idempotent: bool,
     statuses: Vec<StatusPattern>,
+    /// `statuses` compiled, kept in step by every constructor.
+    #[serde(skip)]
+    status_set: StatusSet,
     #[serde(with = "budget_or_false")]
     budget: Option<BudgetConfig>,
 }
@@ -94,7 +97,8 @@ impl Serialize for RetryConfig {
 
 impl<'de> Deserialize<'de> for RetryConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let config = RetryConfig::deserialize(d)?;
+        let mut config = RetryConfig::deserialize(d)?;
+        config.status_set = config.compile_statuses();
         config.validate().map_err(serde::de::Error::custom)?;
         Ok(config)
     }
@@ -222,7 +226,7 @@ impl RetryConfig {
 
     /// Whether `status` is one of the configured transient statuses.
     pub fn is_transient_status(&self, status: u16) -> bool {
-        self.statuses.iter().any(|s| s.matches(status))
+        self.status_set.contains(status)
     }
 
     /// How an attempt ended, before any limit is looked at: `Ok` with the reason to retry for a
@@ -263,6 +267,15 @@ impl RetryConfig {
 
     /// The compiled form of `statuses` that a [`RetryState`](super::RetryState) carries.
     pub(crate) fn status_set(&self) -> StatusSet {
+        self.status_set
+    }
+
+    fn compiled(mut self) -> Self {
+        self.status_set = self.compile_statuses();
+        self
+    }
+
+    fn compile_statuses(&self) -> StatusSet {
         let mut set = StatusSet::default();
         for pattern in &self.statuses {
             match *pattern {
@@ -295,7 +308,9 @@ impl Default for RetryConfig {
                 StatusPattern::Class(5),
             ],
             budget: Some(BudgetConfig::default()),
+            status_set: StatusSet::default(),
         }
+        .compiled()
     }
 }
 
@@ -402,8 +417,9 @@ impl RetryConfigBuilder {
     /// # Errors
     ///
     /// The first invalid value, as [`RetryConfig::validate`] reports it.
-    pub fn build(self) -> Result<RetryConfig, InvalidConfig> {
+    pub fn build(mut self) -> Result<RetryConfig, InvalidConfig> {
         self.config.validate()?;
+        self.config.status_set = self.config.compile_statuses();
         Ok(self.config)
     }
 }
