@@ -64,17 +64,9 @@ impl<B> Classify<http::Response<B>> for HttpStatus {
 
 /// 5xx, 408 Request Timeout and 429 Too Many Requests are failures; other 4xx are ignored;
 /// the rest (1xx, 2xx, 3xx) are successes.
+/// (The engine's [`Outcome::of_status`], shared with the reqwest adapter.)
 pub fn classify_status(status: StatusCode) -> Outcome {
-    if status.is_server_error()
-        || status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-    {
-        Outcome::Failure
-    } else if status.is_client_error() {
-        Outcome::Ignored
-    } else {
-        Outcome::Success
-    }
+    Outcome::of_status(status.as_u16())
 }
 
 /// An error is a failure, except a [`CircuitOpen`] rejection from a breaker further in, which is

@@ -75,8 +75,3 @@ pub use clock::TokioClock;
 pub use fallback::{Fallback, FallbackLayer};
 pub use probe::Probe;
 pub use retry::{RetryWithBackoff, RetryWithBackoffLayer};
-
-// The README's examples, compiled and run with this crate's tests.
-#[doc = include_str!("../../../README.md")]
-#[cfg(doctest)]
-pub struct ReadmeDoctests;

@@ -51,7 +51,7 @@ const UPSTREAMS: &[Upstream] = &[
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let config = BoxConfig::from_toml(include_str!("field-profiles.toml"))?;
+    let config = BoxConfig::from_toml(include_str!("../../../examples/scraper.toml"))?;
     let clock = ManualClock::new();
     let panel = BreakerBox::builder(config)
         .clock(Arc::new(clock.clone()))

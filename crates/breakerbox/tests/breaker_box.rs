@@ -7,7 +7,7 @@ use breakerbox::{
 use std::sync::Arc;
 use std::time::Duration;
 
-const PROFILES: &str = include_str!("../examples/field-profiles.toml");
+const PROFILES: &str = include_str!("../../../examples/scraper.toml");
 
 fn field_box() -> (BreakerBox, ManualClock) {
     let clock = ManualClock::new();

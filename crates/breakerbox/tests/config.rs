@@ -6,7 +6,7 @@ use breakerbox::{
 };
 use std::time::Duration;
 
-const PROFILES: &str = include_str!("../examples/field-profiles.toml");
+const PROFILES: &str = include_str!("../../../examples/scraper.toml");
 
 fn invalid(result: Result<BreakerConfig, InvalidConfig>) -> (String, String) {
     let e = result.expect_err("must be rejected");

@@ -151,6 +151,28 @@ pub enum Outcome {
     Ignored,
 }
 
+impl Outcome {
+    /// The outcome of an HTTP response with status `status` (DESIGN.md section 4), shared by
+    /// every HTTP front end: 5xx, 408 Request Timeout and 429 Too Many Requests are failures;
+    /// other 4xx are ignored (a client bug must not trip the breaker); the rest are successes.
+    ///
+    /// ```
+    /// use breakerbox::Outcome;
+    ///
+    /// assert_eq!(Outcome::of_status(503), Outcome::Failure);
+    /// assert_eq!(Outcome::of_status(429), Outcome::Failure);
+    /// assert_eq!(Outcome::of_status(404), Outcome::Ignored);
+    /// assert_eq!(Outcome::of_status(200), Outcome::Success);
+    /// ```
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            408 | 429 | 500..=599 => Outcome::Failure,
+            400..=499 => Outcome::Ignored,
+            _ => Outcome::Success,
+        }
+    }
+}
+
 // === impl CircuitBreaker ===
 
 /// A circuit breaker: a cheap handle, clones share the breaker. See the

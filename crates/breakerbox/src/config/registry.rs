@@ -314,7 +314,12 @@ pub struct BoxConfig {
     #[serde(deserialize_with = "BreakerConfig::deserialize")]
     pub(crate) defaults: BreakerConfig,
     pub(crate) breakers: Vec<BreakerRule>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    // Checked with the rest of the box, so an error names `retry.<field>`.
+    #[serde(
+        default,
+        deserialize_with = "retry_unchecked",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub(crate) retry: Option<crate::retry::RetryConfig>,
 }
 
@@ -328,6 +333,12 @@ impl Default for BoxConfig {
             retry: None,
         }
     }
+}
+
+fn retry_unchecked<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<crate::retry::RetryConfig>, D::Error> {
+    crate::retry::RetryConfig::deserialize(d).map(|retry| Some(retry.compiled()))
 }
 
 // === impl BoxConfig ===
@@ -413,6 +424,9 @@ impl BoxConfig {
             ));
         }
         self.defaults.validate().map_err(|e| e.within("defaults"))?;
+        if let Some(retry) = &self.retry {
+            retry.validate().map_err(|e| e.within("retry"))?;
+        }
         for (i, rule) in self.breakers.iter().enumerate() {
             let table = format!("breakers[{i}]");
             if rule.name.trim().is_empty() || rule.name == OVERFLOW_BREAKER {

@@ -270,7 +270,7 @@ impl RetryConfig {
         self.status_set
     }
 
-    fn compiled(mut self) -> Self {
+    pub(crate) fn compiled(mut self) -> Self {
         self.status_set = self.compile_statuses();
         self
     }

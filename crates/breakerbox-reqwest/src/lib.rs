@@ -1,0 +1,63 @@
+//! reqwest-middleware over the [breakerbox] engine: one client, a circuit breaker per upstream.
+//!
+//! [`CircuitBreakerMiddleware`] picks each request's breaker from a
+//! [`BreakerBox`](breakerbox::BreakerBox) by its URL: a breaker per scheme + host + port, or the
+//! named breaker of a matching rule (exact host, `*.suffix`, optional path prefix), each with its
+//! own thresholds, from code or a TOML profile. So `api.spotify.com`, `musicbrainz.org` and
+//! `site.api.espn.com` get a breaker each, and Google AI's text, vision and image endpoints on
+//! one host get three.
+//!
+//! ```
+//! use breakerbox::{BoxConfig, BreakerBox};
+//! use breakerbox_reqwest::{CircuitBreakerMiddleware, circuit_open};
+//! use reqwest_middleware::ClientBuilder;
+//!
+//! let config = BoxConfig::from_toml(r#"
+//!     [defaults]
+//!     consecutive_failures = 5
+//!     open_duration = "60s"
+//!
+//!     [[breakers]]
+//!     name = "spotify"
+//!     match = { host = "api.spotify.com" }
+//!     consecutive_failures = 10
+//!     open_duration = "120s"
+//!     success_threshold = 2
+//! "#)?;
+//! let middleware = CircuitBreakerMiddleware::new(config);
+//! let panel: BreakerBox = middleware.breakers().clone(); // for /health and the status table
+//! let client = ClientBuilder::new(reqwest::Client::new()).with(middleware).build();
+//!
+//! # async fn search(client: reqwest_middleware::ClientWithMiddleware) {
+//! match client.get("https://api.spotify.com/v1/search?q=daft").send().await {
+//!     Ok(response) => { /* … */ }
+//!     Err(err) => match circuit_open(&err) {
+//!         Some(open) => eprintln!("{} is down; retry in {:?}", open.breaker(), open.retry_after()),
+//!         None => eprintln!("request failed: {err}"),
+//!     },
+//! }
+//! # }
+//! # drop(panel);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! All decisions (trip, admit, classify statuses) are the engine's; this crate translates
+//! reqwest's requests, responses and errors into engine calls.
+//!
+//! # Features
+//!
+//! - `metrics` (default): the engine's metrics through the `metrics` facade.
+//! - `toml` (default): load breaker boxes from TOML profiles.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![forbid(unsafe_code)]
+
+mod circuit_breaker;
+mod error;
+
+pub use circuit_breaker::CircuitBreakerMiddleware;
+pub use error::{circuit_open, is_circuit_open};
+
+// The README's examples (tower, reqwest, engine), compiled and run with this crate's tests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
