@@ -82,10 +82,8 @@ impl Service<Request> for Upstream {
                     .header("retry-after", after)
                     .body(())
                     .unwrap()),
-                Answer::Hang => {
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Ok(http::Response::new(()))
-                }
+                // Never answers: only the timeout layer ends the attempt.
+                Answer::Hang => std::future::pending().await,
             }
         })
     }
