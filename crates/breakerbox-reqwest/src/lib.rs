@@ -53,9 +53,12 @@
 
 mod circuit_breaker;
 mod error;
+mod retry;
 
+pub use breakerbox_tower::retry::Attempts;
 pub use circuit_breaker::CircuitBreakerMiddleware;
 pub use error::{circuit_open, is_circuit_open};
+pub use retry::RetryMiddleware;
 
 // The README's examples (tower, reqwest, engine), compiled and run with this crate's tests.
 #[doc = include_str!("../../../README.md")]
