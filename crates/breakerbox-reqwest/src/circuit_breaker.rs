@@ -1,10 +1,11 @@
 //! The circuit breaker middleware.
 
 use breakerbox::{BoxConfig, BreakerBox, Outcome, Target};
-use breakerbox_tower::TokioClock;
+use breakerbox_tower::{Probe, TokioClock};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A circuit breaker per request target, from a [`BreakerBox`]; see the [crate docs](crate).
@@ -23,6 +24,7 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct CircuitBreakerMiddleware {
     breakers: BreakerBox,
+    probe: Option<Probe>,
 }
 
 impl CircuitBreakerMiddleware {
@@ -37,7 +39,40 @@ impl CircuitBreakerMiddleware {
 
     /// Uses an existing breaker box (built with its own clock and listeners).
     pub fn from_box(breakers: BreakerBox) -> Self {
-        Self { breakers }
+        Self {
+            breakers,
+            probe: None,
+        }
+    }
+
+    /// Runs the rules' health checks: while a rule's breaker is open and its `probe_interval`
+    /// says a check is due, a rejected request spawns a GET of the rule's `health_url` with
+    /// `client` (a plain client: the check must not go through this middleware). A 2xx answer
+    /// moves the breaker to HalfOpen at once, so trial requests start before the open duration
+    /// ends; anything else waits for the next interval.
+    pub fn health_checks(mut self, client: reqwest::Client) -> Self {
+        let urls: HashMap<String, String> = self
+            .breakers
+            .config()
+            .rules()
+            .iter()
+            .filter_map(|rule| Some((rule.name().to_owned(), rule.health_check()?.to_owned())))
+            .collect();
+        let urls = Arc::new(urls);
+        self.probe = Some(Probe::new(move |breaker| {
+            let request = urls.get(breaker.name()).map(|url| client.get(url.as_str()));
+            async move {
+                let Some(request) = request else { return false };
+                match request.send().await {
+                    Ok(response) => response.status().is_success(),
+                    Err(err) => {
+                        tracing::debug!(%err, "health check failed");
+                        false
+                    }
+                }
+            }
+        }));
+        self
     }
 
     /// The breaker box: its snapshot, health summary and status table.
@@ -77,6 +112,10 @@ impl Middleware for CircuitBreakerMiddleware {
             Some(target) => match self.breakers.try_acquire(&target) {
                 Ok(permit) => Some(permit),
                 Err(open) => {
+                    if let Some(probe) = &self.probe {
+                        self.breakers
+                            .with_breaker(&target, |breaker| probe.run_if_due(breaker));
+                    }
                     tracing::debug!(breaker = open.breaker(), url = %req.url(), "rejected: circuit open");
                     return Err(reqwest_middleware::Error::middleware(open));
                 }

@@ -41,8 +41,15 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! All decisions (trip, admit, classify statuses) are the engine's; this crate translates
-//! reqwest's requests, responses and errors into engine calls.
+//! - [`RetryMiddleware`] retries transient failures with the engine's backoff, `Retry-After`,
+//!   idempotency rules and retry budget (the same rules as the tower layer); add it before the
+//!   breaker so that every attempt counts there.
+//! - [`CircuitBreakerMiddleware::health_checks`] GETs a rule's `health_url` while its breaker is
+//!   open, and lets trial requests through as soon as the upstream answers again.
+//! - [`circuit_open`] / [`is_circuit_open`] tell a rejection from other errors.
+//!
+//! All decisions (trip, admit, classify statuses, back off, budget) are the engine's; this crate
+//! translates reqwest's requests, responses and errors into engine calls.
 //!
 //! # Features
 //!

@@ -44,8 +44,9 @@ impl Probe {
         }
     }
 
-    /// Spawns the probe if `breaker` has one due. Called on rejections: the slow path.
-    pub(crate) fn run_if_due(&self, breaker: &CircuitBreaker) {
+    /// Spawns the probe on the current tokio runtime if `breaker` has one due (the layers call
+    /// this on rejections, the slow path; other front ends may too).
+    pub fn run_if_due(&self, breaker: &CircuitBreaker) {
         let Some(ticket) = breaker.probe_due() else {
             return;
         };

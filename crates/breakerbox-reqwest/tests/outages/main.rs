@@ -251,3 +251,110 @@ fn the_shipped_profiles_load_and_bad_files_name_the_field() {
         assert!(err.contains(needle), "{text}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_health_check_admits_trials_before_the_open_duration_ends() {
+    let spotify = Upstream::default();
+    let addr = spotify.start().await;
+    let plain = || {
+        reqwest::Client::builder()
+            .no_proxy()
+            .resolve("api.spotify.com", addr)
+            .build()
+            .unwrap()
+    };
+    let config = BoxConfig::from_toml(
+        r#"
+        [[breakers]]
+        name = "spotify"
+        match = { host = "api.spotify.com" }
+        consecutive_failures = 2
+        open_duration = "120s"
+        probe_interval = "10s"
+        health_url = "http://api.spotify.com/health"
+        "#,
+    )
+    .unwrap();
+    let clock = ManualClock::new();
+    let panel = BreakerBox::builder(config)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let client = ClientBuilder::new(plain())
+        .with(CircuitBreakerMiddleware::from_box(panel.clone()).health_checks(plain()))
+        .build();
+    let search = "http://api.spotify.com/v1/search?q=air";
+    let spotify_state = || panel.named("spotify").unwrap().state();
+    let health_checks = || {
+        spotify
+            .paths
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|p| *p == "/health")
+            .count()
+    };
+    // Waits (without sleeping) for the spawned health check to come back.
+    let settle = |expected: usize| async move {
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while health_checks() < expected {
+                tokio::task::yield_now().await;
+            }
+            for _ in 0..100 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the health check ran");
+    };
+
+    spotify.down.store(true, Ordering::SeqCst);
+    for _ in 0..2 {
+        assert_eq!(client.get(search).send().await.unwrap().status(), 503);
+    }
+    assert_eq!(spotify_state(), State::Open);
+
+    // Due after 10 s: the check runs but the upstream is still down.
+    clock.advance(Duration::from_secs(10));
+    assert!(is_circuit_open(
+        &client.get(search).send().await.unwrap_err()
+    ));
+    settle(1).await;
+    assert_eq!(spotify_state(), State::Open);
+
+    // 10 s later it is back: the check passes and trial requests start, 100 s early.
+    spotify.down.store(false, Ordering::SeqCst);
+    clock.advance(Duration::from_secs(10));
+    assert!(is_circuit_open(
+        &client.get(search).send().await.unwrap_err()
+    ));
+    settle(2).await;
+    assert_eq!(spotify_state(), State::HalfOpen);
+    assert_eq!(client.get(search).send().await.unwrap().status(), 200);
+    assert_eq!(spotify_state(), State::Closed);
+}
+
+#[test]
+fn a_health_url_needs_a_probe_interval_and_an_http_url() {
+    let rule = |extra: &str| {
+        format!("[[breakers]]\nname = \"x\"\nmatch = {{ host = \"x.com\" }}\n{extra}")
+    };
+    let err = BoxConfig::from_toml(&rule("health_url = \"http://x.com/health\"")).unwrap_err();
+    assert!(
+        err.to_string().contains("`breakers[0].health_url`"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("needs probe_interval"), "{err}");
+    let err = BoxConfig::from_toml(&rule(
+        "probe_interval = \"5s\"\nhealth_url = \"x.com/health\"",
+    ))
+    .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("must be an http:// or https:// URL"),
+        "{err}"
+    );
+    BoxConfig::from_toml(&rule(
+        "probe_interval = \"5s\"\nhealth_url = \"https://x.com/health\"",
+    ))
+    .unwrap();
+}

@@ -119,6 +119,10 @@ pub struct BreakerRule {
     name: String,
     #[serde(rename = "match")]
     matcher: Match,
+    /// A URL a front end may GET as this upstream's health check while the breaker is open
+    /// (with `probe_interval` set); a 2xx answer moves the breaker to HalfOpen early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    health_url: Option<String>,
     #[serde(
         default,
         with = "override_toggle",
@@ -182,6 +186,7 @@ impl BreakerRule {
         Self {
             name: name.into(),
             matcher,
+            health_url: None,
             consecutive_failures: None,
             failure_rate: None,
             slow_call_rate: None,
@@ -203,6 +208,7 @@ impl BreakerRule {
         Self {
             name: self.name,
             matcher: self.matcher,
+            health_url: self.health_url,
             consecutive_failures: Some(c.consecutive_failures),
             failure_rate: Some(c.failure_rate),
             slow_call_rate: Some(c.slow_call_rate),
@@ -227,6 +233,18 @@ impl BreakerRule {
     /// Which requests the breaker guards.
     pub fn matcher(&self) -> &Match {
         &self.matcher
+    }
+
+    /// Sets the URL front ends GET as this upstream's health check while the breaker is open
+    /// (the breaker's config must set `probe_interval`).
+    pub fn health_url(mut self, url: impl Into<String>) -> Self {
+        self.health_url = Some(url.into());
+        self
+    }
+
+    /// The health-check URL, if the rule has one.
+    pub fn health_check(&self) -> Option<&str> {
+        self.health_url.as_deref()
     }
 
     /// This rule's config: the defaults with this rule's overrides applied, validated.
@@ -446,7 +464,25 @@ impl BoxConfig {
                 .within(&table));
             }
             rule.matcher.validate().map_err(|e| e.within(&table))?;
-            rule.resolve(&self.defaults).map_err(|e| e.within(&table))?;
+            let config = rule.resolve(&self.defaults).map_err(|e| e.within(&table))?;
+            if let Some(url) = &rule.health_url {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return Err(InvalidConfig::new(
+                        "health_url",
+                        format_args!("{url:?}"),
+                        "must be an http:// or https:// URL",
+                    )
+                    .within(&table));
+                }
+                if config.probe_interval().is_none() {
+                    return Err(InvalidConfig::new(
+                        "health_url",
+                        format_args!("{url:?}"),
+                        "needs probe_interval: it says how often the check runs while open",
+                    )
+                    .within(&table));
+                }
+            }
         }
         Ok(())
     }
