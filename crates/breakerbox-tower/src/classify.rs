@@ -80,8 +80,9 @@ pub fn classify_error(error: &BoxError) -> Outcome {
 }
 
 /// What an error means to the retry policy: a timeout, a connection error (refused, reset,
-/// closed early: worth retrying), a circuit-open rejection (never retried), or anything else
-/// (not retried).
+/// closed before the response: worth retrying), a circuit-open rejection (never retried), or
+/// anything else (not retried). The error's source chain is searched for tower's and tokio's
+/// `Elapsed`, `std::io::Error`s and (feature `hyper`, on by default) `hyper::Error`.
 pub fn attempt_outcome(error: &BoxError) -> AttemptOutcome {
     if error.is::<CircuitOpen>() {
         return AttemptOutcome::CircuitOpen;
@@ -93,6 +94,17 @@ pub fn attempt_outcome(error: &BoxError) -> AttemptOutcome {
     while let Some(e) = source {
         if e.is::<Elapsed>() || e.is::<tokio::time::error::Elapsed>() {
             return AttemptOutcome::Timeout;
+        }
+        #[cfg(feature = "hyper")]
+        if let Some(hyper) = e.downcast_ref::<hyper::Error>() {
+            // The connection went away before the response (a pooled connection the server had
+            // closed, say): the request may be sent again on a fresh one.
+            if hyper.is_incomplete_message() || hyper.is_closed() || hyper.is_canceled() {
+                return AttemptOutcome::Connect;
+            }
+            if hyper.is_timeout() {
+                return AttemptOutcome::Timeout;
+            }
         }
         if let Some(io) = e.downcast_ref::<io::Error>() {
             return match io.kind() {

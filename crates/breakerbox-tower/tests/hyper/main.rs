@@ -186,3 +186,50 @@ async fn a_refused_connection_is_a_failure_and_is_retried() {
         "two attempts, both failures"
     );
 }
+
+#[cfg(feature = "hyper")] // hyper's errors are recognised with the `hyper` feature (default)
+#[tokio::test]
+async fn a_connection_closed_before_the_response_is_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    // A raw server: the first connection is dropped once the request arrives, the next ones
+    // get a 200.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let connections = Arc::new(AtomicUsize::new(0));
+    let seen = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                let _ = stream.read(&mut buf).await;
+                if n > 0 {
+                    let _ = stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+    let retry = RetryConfig::builder()
+        .max_retries(2)
+        .base_delay(Duration::from_millis(1))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let stack = ServiceBuilder::new()
+        .layer(RetryWithBackoffLayer::new(retry).http())
+        .service(client);
+    let req = http::Request::get(format!("http://{addr}/"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = stack
+        .oneshot(req)
+        .await
+        .expect("the second attempt answers");
+    assert_eq!(response.status(), 200);
+    assert_eq!(Attempts::of(&response), 2);
+    assert_eq!(connections.load(Ordering::SeqCst), 2);
+}
