@@ -1,8 +1,7 @@
 //! The retry middleware.
 
-use breakerbox::clock::Clock;
-use breakerbox::retry::{AttemptOutcome, RetryDecision, RetryMetrics, RetryState};
-use breakerbox::{CircuitOpen, RetryBudget, RetryConfig};
+use breakerbox::retry::{AttemptOutcome, Retrier, RetryDecision, RetryRun};
+use breakerbox::{CircuitOpen, RetryConfig};
 use breakerbox_tower::TokioClock;
 use breakerbox_tower::retry::{Attempts, IDEMPOTENCY_KEY, retry_after};
 use http::Extensions;
@@ -42,16 +41,7 @@ use std::sync::Arc;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RetryMiddleware {
-    shared: Arc<Shared>,
-}
-
-#[derive(Debug)]
-struct Shared {
-    config: RetryConfig,
-    budget: Option<RetryBudget>,
-    metrics: RetryMetrics,
-    clock: TokioClock,
-    target: String,
+    retrier: Arc<Retrier>,
 }
 
 impl RetryMiddleware {
@@ -63,27 +53,18 @@ impl RetryMiddleware {
 
     /// The `target` label of the retry metrics.
     pub fn target(self, target: &str) -> Self {
-        Self::build(self.shared.config.clone(), target)
+        Self::build(self.retrier.config().clone(), target)
     }
 
     fn build(config: RetryConfig, target: &str) -> Self {
-        let clock = TokioClock::new();
         Self {
-            shared: Arc::new(Shared {
-                budget: config
-                    .budget()
-                    .map(|budget| RetryBudget::new(budget, Arc::new(clock))),
-                metrics: RetryMetrics::new(target.to_owned()),
-                clock,
-                target: target.to_owned(),
-                config,
-            }),
+            retrier: Arc::new(Retrier::new(config, Arc::new(TokioClock::new()), target)),
         }
     }
 
     /// The retry config.
     pub fn config(&self) -> &RetryConfig {
-        &self.shared.config
+        self.retrier.config()
     }
 }
 
@@ -112,54 +93,36 @@ impl Middleware for RetryMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let shared = &*self.shared;
+        let retrier = &*self.retrier;
         let method = req.method().as_str();
-        let retryable = shared.config.may_retry(method, false)
-            || shared
-                .config
+        let retryable = retrier.config().may_retry(method, false)
+            || retrier
+                .config()
                 .may_retry(method, req.headers().contains_key(&IDEMPOTENCY_KEY));
         let mut copy = if retryable { req.try_clone() } else { None };
         if copy.is_none() {
-            // Sent once (not retryable, or a body that cannot be copied): the budget counts it.
-            if let Some(budget) = &shared.budget {
-                budget.deposit();
-            }
+            // Sent once: not retryable, or a body that cannot be copied.
+            retrier.sent_once();
             return next.run(req, extensions).await;
         }
         let mut request = req;
-        let mut state: Option<RetryState> = None;
+        let mut run = RetryRun::new();
         loop {
             let mut result = next.clone().run(request, extensions).await;
-            let outcome = outcome(&result);
-            if state.is_none() && shared.config.classify(outcome).is_err() {
-                if let Some(budget) = &shared.budget {
-                    budget.deposit();
-                }
-                return result;
-            }
-            let retry_after = result.as_ref().ok().and_then(|r| retry_after(r.headers()));
-            let now = shared.clock.now();
-            let state = state.get_or_insert_with(|| shared.config.start(now));
-            let decision = state.decide(outcome, retry_after, now, shared.budget.as_ref());
-            shared.metrics.record(&decision);
+            let decision = retrier.after_attempt(&mut run, outcome(&result), || {
+                result.as_ref().ok().and_then(|r| retry_after(r.headers()))
+            });
             match (decision, copy.take()) {
-                (RetryDecision::Retry { after, reason }, Some(next_request)) => {
-                    tracing::debug!(
-                        target = shared.target,
-                        attempt = state.attempts(),
-                        reason = reason.as_str(),
-                        wait_ms = after.as_millis() as u64,
-                        "retrying"
-                    );
+                (RetryDecision::Retry { after, .. }, Some(next_request)) => {
                     drop(result); // frees the connection while waiting
                     tokio::time::sleep(after).await;
                     copy = next_request.try_clone();
                     request = next_request;
                 }
-                (_, _) => {
+                _ => {
                     if let Ok(response) = &mut result {
-                        if state.attempts() > 1 {
-                            response.extensions_mut().insert(Attempts(state.attempts()));
+                        if run.attempts() > 1 {
+                            response.extensions_mut().insert(Attempts(run.attempts()));
                         }
                     }
                     return result;

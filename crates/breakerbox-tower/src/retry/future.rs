@@ -1,9 +1,7 @@
 //! The retry layer's response future.
 
-use super::Shared;
 use super::policy::Policy;
-use breakerbox::clock::Clock;
-use breakerbox::retry::{RetryDecision, RetryState};
+use breakerbox::retry::{Retrier, RetryDecision, RetryRun};
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -16,9 +14,8 @@ pin_project! {
     /// The response future of [`RetryWithBackoff`](super::RetryWithBackoff): sends the request,
     /// and while the engine says so, waits and sends a copy again.
     ///
-    /// A call whose first attempt settles it stays small and allocates nothing here; the retry
-    /// bookkeeping and its timer are boxed together once, at the first transient failure (the
-    /// slow path).
+    /// A call whose first attempt settles it allocates nothing here; the retry bookkeeping and
+    /// the timer are boxed at the first transient failure (the slow path).
     pub struct ResponseFuture<S, P, Req>
     where
         S: Service<Req>,
@@ -34,20 +31,12 @@ pin_project! {
 /// What a retryable request keeps between attempts.
 struct Retry<S, Req> {
     service: S,
-    shared: Arc<Shared>,
+    retrier: Arc<Retrier>,
     /// A copy of the request for the next attempt.
     request: Option<Req>,
-    /// Started at the first transient failure.
-    backoff: Option<Pin<Box<Backoff>>>,
-}
-
-pin_project! {
-    /// The retry bookkeeping of a request that failed at least once, and its timer.
-    struct Backoff {
-        state: RetryState,
-        #[pin]
-        sleep: Sleep,
-    }
+    run: RetryRun,
+    /// Made at the first wait.
+    sleep: Option<Pin<Box<Sleep>>>,
 }
 
 pin_project! {
@@ -78,7 +67,7 @@ where
         future: S::Future,
         policy: P,
         service: S,
-        shared: Arc<Shared>,
+        retrier: Arc<Retrier>,
         request: Req,
     ) -> Self {
         Self {
@@ -86,9 +75,10 @@ where
             policy,
             retry: Some(Retry {
                 service,
-                shared,
+                retrier,
                 request: Some(request),
-                backoff: None,
+                run: RetryRun::new(),
+                sleep: None,
             }),
         }
     }
@@ -112,56 +102,23 @@ where
                         return Poll::Ready(result);
                     };
                     let outcome = this.policy.outcome(result.as_ref());
-                    let shared = &retry.shared;
-                    if retry.backoff.is_none() && shared.config.classify(outcome).is_err() {
-                        // The first attempt settles the request (a success, a client error…):
-                        // no retry bookkeeping and no clock read; the budget still counts it.
-                        if let Some(budget) = &shared.budget {
-                            budget.deposit();
-                        }
-                        return Poll::Ready(result);
-                    }
-                    let retry_after = result
-                        .as_ref()
-                        .ok()
-                        .and_then(|r| this.policy.retry_after(r));
-                    let now = shared.clock.now();
-                    let backoff = retry.backoff.get_or_insert_with(|| {
-                        Box::pin(Backoff {
-                            state: shared.config.start(now),
-                            sleep: tokio::time::sleep_until(Instant::now()),
-                        })
+                    let policy = &*this.policy;
+                    let decision = retry.retrier.after_attempt(&mut retry.run, outcome, || {
+                        result.as_ref().ok().and_then(|r| policy.retry_after(r))
                     });
-                    let backoff = backoff.as_mut().project();
-                    let decision =
-                        backoff
-                            .state
-                            .decide(outcome, retry_after, now, shared.budget.as_ref());
-                    shared.metrics.record(&decision);
                     match decision {
-                        RetryDecision::Retry { after, reason } if retry.request.is_some() => {
-                            tracing::debug!(
-                                target = shared.target,
-                                attempt = backoff.state.attempts(),
-                                reason = reason.as_str(),
-                                wait_ms = after.as_millis() as u64,
-                                "retrying"
-                            );
-                            backoff.sleep.reset(Instant::now() + after);
-                            this.state.set(State::Waiting);
-                        }
-                        decision => {
-                            let attempts = backoff.state.attempts();
-                            if let RetryDecision::Stop(stop) = decision {
-                                if stop.is_exhausted() {
-                                    tracing::debug!(
-                                        target = shared.target,
-                                        attempts,
-                                        stop = stop.as_str(),
-                                        "giving up"
-                                    );
+                        RetryDecision::Retry { after, .. } if retry.request.is_some() => {
+                            let deadline = Instant::now() + after;
+                            match &mut retry.sleep {
+                                Some(sleep) => sleep.as_mut().reset(deadline),
+                                None => {
+                                    retry.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
                                 }
                             }
+                            this.state.set(State::Waiting);
+                        }
+                        _ => {
+                            let attempts = retry.run.attempts();
                             if let Ok(response) = &mut result {
                                 if attempts > 1 {
                                     this.policy.mark(response, attempts);
@@ -173,8 +130,8 @@ where
                 }
                 StateProj::Waiting => {
                     let retry = this.retry.as_mut().expect("only retryable requests wait");
-                    let backoff = retry.backoff.as_mut().expect("started before waiting");
-                    ready!(backoff.as_mut().project().sleep.poll(cx));
+                    let sleep = retry.sleep.as_mut().expect("set before waiting");
+                    ready!(sleep.as_mut().poll(cx));
                     this.state.set(State::Resending);
                 }
                 StateProj::Resending => {

@@ -1,8 +1,8 @@
+use super::RetryWithBackoff;
 use super::policy::{CloneRequest, Http};
-use super::{RetryWithBackoff, Shared};
 use crate::TokioClock;
-use breakerbox::retry::RetryMetrics;
-use breakerbox::{RetryBudget, RetryConfig};
+use breakerbox::RetryConfig;
+use breakerbox::retry::Retrier;
 use std::fmt;
 use std::sync::Arc;
 use tower::Layer;
@@ -11,8 +11,12 @@ use tower::Layer;
 /// one set of retry metrics.
 #[derive(Clone)]
 pub struct RetryWithBackoffLayer<P = CloneRequest> {
-    shared: Arc<Shared>,
+    retrier: Arc<Retrier>,
     policy: P,
+}
+
+fn retrier(config: RetryConfig, target: &str) -> Arc<Retrier> {
+    Arc::new(Retrier::new(config, Arc::new(TokioClock::new()), target))
 }
 
 impl RetryWithBackoffLayer {
@@ -21,7 +25,7 @@ impl RetryWithBackoffLayer {
     /// Use [`http`](Self::http) for HTTP requests.
     pub fn new(config: RetryConfig) -> Self {
         Self {
-            shared: Arc::new(Shared::new(config, "default")),
+            retrier: retrier(config, "default"),
             policy: CloneRequest,
         }
     }
@@ -31,7 +35,7 @@ impl<P> RetryWithBackoffLayer<P> {
     /// The `target` label of the retry metrics (a host or upstream name).
     pub fn target(self, target: &str) -> Self {
         Self {
-            shared: Arc::new(Shared::new(self.shared.config.clone(), target)),
+            retrier: retrier(self.retrier.config().clone(), target),
             policy: self.policy,
         }
     }
@@ -45,29 +49,14 @@ impl<P> RetryWithBackoffLayer<P> {
     /// Uses a custom [`Policy`](super::Policy).
     pub fn policy<P2>(self, policy: P2) -> RetryWithBackoffLayer<P2> {
         RetryWithBackoffLayer {
-            shared: self.shared,
+            retrier: self.retrier,
             policy,
         }
     }
 
     /// The retry config.
     pub fn config(&self) -> &RetryConfig {
-        &self.shared.config
-    }
-}
-
-impl Shared {
-    fn new(config: RetryConfig, target: &str) -> Self {
-        let clock = Arc::new(TokioClock::new());
-        Self {
-            budget: config
-                .budget()
-                .map(|budget| RetryBudget::new(budget, clock.clone())),
-            metrics: RetryMetrics::new(target.to_owned()),
-            target: target.to_owned(),
-            clock,
-            config,
-        }
+        self.retrier.config()
     }
 }
 
@@ -77,7 +66,7 @@ impl<S, P: Clone> Layer<S> for RetryWithBackoffLayer<P> {
     fn layer(&self, inner: S) -> Self::Service {
         RetryWithBackoff {
             inner,
-            shared: self.shared.clone(),
+            retrier: self.retrier.clone(),
             policy: self.policy.clone(),
         }
     }
@@ -86,7 +75,7 @@ impl<S, P: Clone> Layer<S> for RetryWithBackoffLayer<P> {
 impl<P> fmt::Debug for RetryWithBackoffLayer<P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryWithBackoffLayer")
-            .field("config", &self.shared.config)
+            .field("config", self.retrier.config())
             .finish_non_exhaustive()
     }
 }

@@ -71,9 +71,8 @@ pub use self::future::ResponseFuture;
 pub use self::layer::RetryWithBackoffLayer;
 pub use self::policy::{Attempts, CloneRequest, Http, IDEMPOTENCY_KEY, Policy, retry_after};
 
-use crate::TokioClock;
-use breakerbox::retry::RetryMetrics;
-use breakerbox::{RetryBudget, RetryConfig};
+use breakerbox::RetryBudget;
+use breakerbox::retry::Retrier;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -82,17 +81,8 @@ use tower::{BoxError, Service};
 /// Retries a service's failed calls with backoff; see the [module docs](self).
 pub struct RetryWithBackoff<S, P = CloneRequest> {
     inner: S,
-    shared: Arc<Shared>,
+    retrier: Arc<Retrier>,
     policy: P,
-}
-
-/// What the services of one layer share.
-pub(crate) struct Shared {
-    pub(crate) config: RetryConfig,
-    pub(crate) budget: Option<RetryBudget>,
-    pub(crate) metrics: RetryMetrics,
-    pub(crate) clock: Arc<TokioClock>,
-    pub(crate) target: String,
 }
 
 // === impl RetryWithBackoff ===
@@ -115,7 +105,7 @@ impl<S, P> RetryWithBackoff<S, P> {
 
     /// The retry budget the layer's services share, if the config has one.
     pub fn budget(&self) -> Option<&RetryBudget> {
-        self.shared.budget.as_ref()
+        self.retrier.budget()
     }
 }
 
@@ -134,16 +124,13 @@ where
     }
 
     fn call(&mut self, req: Req) -> Self::Future {
-        let copy = if self.policy.is_retryable(&req, &self.shared.config) {
+        let copy = if self.policy.is_retryable(&req, self.retrier.config()) {
             self.policy.clone_request(&req)
         } else {
             None
         };
         let Some(copy) = copy else {
-            // Sent once: still a request the budget counts.
-            if let Some(budget) = &self.shared.budget {
-                budget.deposit();
-            }
+            self.retrier.sent_once();
             return ResponseFuture::once(self.inner.call(req), self.policy.clone());
         };
         // The clone keeps retrying; the polled-ready original sends the first attempt.
@@ -152,7 +139,7 @@ where
             self.inner.call(req),
             self.policy.clone(),
             service,
-            self.shared.clone(),
+            self.retrier.clone(),
             copy,
         )
     }
@@ -162,7 +149,7 @@ impl<S: Clone, P: Clone> Clone for RetryWithBackoff<S, P> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            retrier: self.retrier.clone(),
             policy: self.policy.clone(),
         }
     }
@@ -172,7 +159,7 @@ impl<S: fmt::Debug, P> fmt::Debug for RetryWithBackoff<S, P> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RetryWithBackoff")
             .field("inner", &self.inner)
-            .field("config", &self.shared.config)
+            .field("config", self.retrier.config())
             .finish_non_exhaustive()
     }
 }

@@ -20,6 +20,7 @@ use std::time::Duration;
 /// assert!(!is_idempotent_method("POST"));
 /// assert!(!is_idempotent_method("get"));
 /// ```
+#[inline]
 pub fn is_idempotent_method(method: &str) -> bool {
     matches!(
         method,
@@ -225,6 +226,7 @@ impl RetryConfig {
     }
 
     /// Whether `status` is one of the configured transient statuses.
+    #[inline]
     pub fn is_transient_status(&self, status: u16) -> bool {
         self.status_set.contains(status)
     }
@@ -245,6 +247,7 @@ impl RetryConfig {
     /// assert_eq!(config.classify(AttemptOutcome::Status(404)), Err(StopReason::NotTransient));
     /// assert!(config.classify(AttemptOutcome::Status(503)).is_ok());
     /// ```
+    #[inline]
     pub fn classify(&self, outcome: AttemptOutcome) -> Result<RetryReason, StopReason> {
         classify(outcome, |status| self.is_transient_status(status))
     }
@@ -261,6 +264,7 @@ impl RetryConfig {
     /// assert!(!config.may_retry("POST", false));
     /// assert!(config.may_retry("POST", true));
     /// ```
+    #[inline]
     pub fn may_retry(&self, method: &str, has_idempotency_key: bool) -> bool {
         self.retry_non_idempotent || has_idempotency_key || is_idempotent_method(method)
     }
@@ -315,6 +319,7 @@ impl Default for RetryConfig {
 }
 
 /// The one rule for what an attempt's outcome means, whatever the limits.
+#[inline]
 pub(crate) fn classify(
     outcome: AttemptOutcome,
     is_transient: impl Fn(u16) -> bool,
@@ -676,6 +681,7 @@ impl StatusSet {
         }
     }
 
+    #[inline]
     pub(crate) fn contains(&self, status: u16) -> bool {
         if !(Self::FIRST..=Self::LAST).contains(&status) {
             return false;

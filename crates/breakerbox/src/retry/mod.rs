@@ -2,8 +2,11 @@
 //!
 //! - [`RetryConfig`]: the `[retry]` table: how many retries, backoff, which statuses are
 //!   transient, an overall time limit, idempotency rules, the budget.
-//! - [`RetryState`]: one per request; after each attempt, [`RetryState::decide`] says whether to
-//!   sleep and retry or to return what the caller has.
+//! - [`Retrier`] and [`RetryRun`]: the whole loop of a front end but sending and sleeping: one
+//!   `Retrier` per client (config, budget, metrics, clock), one `RetryRun` per request; after
+//!   each attempt [`Retrier::after_attempt`] says whether to sleep and retry or to return.
+//! - [`RetryState`]: the per-request calculator underneath; [`RetryState::decide`] applies the
+//!   limits.
 //! - [`RetryBudget`]: caps retries to a fraction of recent requests, lock-free.
 //! - [`parse_retry_after`]: the `Retry-After` header.
 //! - [`RetryMetrics`]: `retry_attempts_total`, `retry_exhausted_total` and
@@ -59,6 +62,7 @@ mod metrics;
 #[cfg(not(feature = "metrics"))]
 #[path = "metrics_noop.rs"]
 mod metrics;
+mod retrier;
 mod retry_after;
 
 pub use self::metrics::RetryMetrics;
@@ -68,4 +72,5 @@ pub use config::{
     is_idempotent_method,
 };
 pub use decision::{AttemptOutcome, RetryDecision, RetryReason, RetryState, StopReason};
+pub use retrier::{Retrier, RetryRun};
 pub use retry_after::parse_retry_after;
