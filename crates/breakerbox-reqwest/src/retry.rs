@@ -94,11 +94,9 @@ impl Middleware for RetryMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let retrier = &*self.retrier;
-        let method = req.method().as_str();
-        let retryable = retrier.config().may_retry(method, false)
-            || retrier
-                .config()
-                .may_retry(method, req.headers().contains_key(&IDEMPOTENCY_KEY));
+        let retryable = retrier.config().may_retry_with(req.method().as_str(), || {
+            req.headers().contains_key(&IDEMPOTENCY_KEY)
+        });
         let mut copy = if retryable { req.try_clone() } else { None };
         if copy.is_none() {
             // Sent once: not retryable, or a body that cannot be copied.

@@ -231,28 +231,8 @@ async fn retries_go_through_the_breaker_and_circuit_open_is_not_retried() {
 
 #[tokio::test(start_paused = true)]
 async fn an_error_reading_the_response_head_is_retried() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    // A raw server: the first connection is dropped once the request arrives (no response head
-    // at all), the next ones get a 200.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let seen = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let n = seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf).await;
-                if n > 0 {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                }
-            });
-        }
-    });
+    // The first connection is dropped before any response head; the next gets a 200.
+    let (addr, connections) = breakerbox_testing::drop_first_connection().await;
     let response = client(addr, retry_config()).get(URL).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));

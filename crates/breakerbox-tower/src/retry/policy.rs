@@ -80,12 +80,9 @@ pub const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("ide
 
 impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Http {
     fn is_retryable(&self, req: &http::Request<B>, config: &RetryConfig) -> bool {
-        // The header is looked up only for methods that need it.
-        config.may_retry(req.method().as_str(), false)
-            || config.may_retry(
-                req.method().as_str(),
-                req.headers().contains_key(&IDEMPOTENCY_KEY),
-            )
+        config.may_retry_with(req.method().as_str(), || {
+            req.headers().contains_key(&IDEMPOTENCY_KEY)
+        })
     }
 
     fn clone_request(&self, req: &http::Request<B>) -> Option<http::Request<B>> {

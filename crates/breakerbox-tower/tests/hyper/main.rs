@@ -190,28 +190,8 @@ async fn a_refused_connection_is_a_failure_and_is_retried() {
 #[cfg(feature = "hyper")] // hyper's errors are recognised with the `hyper` feature (default)
 #[tokio::test]
 async fn a_connection_closed_before_the_response_is_retried() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-    // A raw server: the first connection is dropped once the request arrives, the next ones
-    // get a 200.
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let connections = Arc::new(AtomicUsize::new(0));
-    let seen = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let n = seen.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = [0u8; 1024];
-                let _ = stream.read(&mut buf).await;
-                if n > 0 {
-                    let _ = stream
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                }
-            });
-        }
-    });
+    // The first connection is dropped before any response head; the next gets a 200.
+    let (addr, connections) = breakerbox_testing::drop_first_connection().await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let retry = RetryConfig::builder()
         .max_retries(2)

@@ -269,6 +269,13 @@ impl RetryConfig {
         self.retry_non_idempotent || has_idempotency_key || is_idempotent_method(method)
     }
 
+    /// [`may_retry`](Self::may_retry), asking for the `Idempotency-Key` only when the method
+    /// alone does not decide (front ends pass a header lookup, skipped for a GET).
+    #[inline]
+    pub fn may_retry_with(&self, method: &str, has_idempotency_key: impl FnOnce() -> bool) -> bool {
+        self.may_retry(method, false) || has_idempotency_key()
+    }
+
     /// The compiled form of `statuses` that a [`RetryState`](super::RetryState) carries.
     pub(crate) fn status_set(&self) -> StatusSet {
         self.status_set
