@@ -94,9 +94,11 @@ impl Middleware for RetryMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let retrier = &*self.retrier;
-        let retryable = retrier.config().may_retry_with(req.method().as_str(), || {
-            req.headers().contains_key(&IDEMPOTENCY_KEY)
-        });
+        let retryable = retrier
+            .config()
+            .may_retry_with(req.method().is_idempotent(), || {
+                req.headers().contains_key(&IDEMPOTENCY_KEY)
+            });
         let mut copy = if retryable { req.try_clone() } else { None };
         if copy.is_none() {
             // Sent once: not retryable, or a body that cannot be copied.

@@ -119,10 +119,12 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S, P, Req>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         let copy = if self.policy.is_retryable(&req, self.retrier.config()) {
             self.policy.clone_request(&req)

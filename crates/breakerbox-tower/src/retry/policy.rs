@@ -80,7 +80,7 @@ pub const IDEMPOTENCY_KEY: http::HeaderName = http::HeaderName::from_static("ide
 
 impl<B: Clone, ResBody> Policy<http::Request<B>, http::Response<ResBody>> for Http {
     fn is_retryable(&self, req: &http::Request<B>, config: &RetryConfig) -> bool {
-        config.may_retry_with(req.method().as_str(), || {
+        config.may_retry_with(req.method().is_idempotent(), || {
             req.headers().contains_key(&IDEMPOTENCY_KEY)
         })
     }

@@ -269,11 +269,26 @@ impl RetryConfig {
         self.retry_non_idempotent || has_idempotency_key || is_idempotent_method(method)
     }
 
-    /// [`may_retry`](Self::may_retry), asking for the `Idempotency-Key` only when the method
-    /// alone does not decide (front ends pass a header lookup, skipped for a GET).
+    /// [`may_retry`](Self::may_retry) for a front end that already knows whether the method is
+    /// idempotent (`http::Method::is_idempotent`, the same six methods), asking for the
+    /// `Idempotency-Key` only when the method alone does not decide (the header lookup is
+    /// skipped for a GET).
+    ///
+    /// ```
+    /// use breakerbox::retry::RetryConfig;
+    ///
+    /// let config = RetryConfig::default();
+    /// assert!(config.may_retry_with(true, || unreachable!("a GET needs no header lookup")));
+    /// assert!(!config.may_retry_with(false, || false));
+    /// assert!(config.may_retry_with(false, || true));
+    /// ```
     #[inline]
-    pub fn may_retry_with(&self, method: &str, has_idempotency_key: impl FnOnce() -> bool) -> bool {
-        self.may_retry(method, false) || has_idempotency_key()
+    pub fn may_retry_with(
+        &self,
+        method_is_idempotent: bool,
+        has_idempotency_key: impl FnOnce() -> bool,
+    ) -> bool {
+        method_is_idempotent || self.retry_non_idempotent || has_idempotency_key()
     }
 
     /// The compiled form of `statuses` that a [`RetryState`](super::RetryState) carries.
