@@ -49,8 +49,9 @@
 //! # Features
 //!
 //! - `metrics` (default): publish `circuit_breaker_state`, `circuit_breaker_calls_total`,
-//!   `circuit_breaker_transitions_total` and `circuit_breaker_call_duration_seconds` through
-//!   the [`metrics`](https://docs.rs/metrics) facade.
+//!   `circuit_breaker_transitions_total` and, when asked for (it reads the clock twice per
+//!   call), `circuit_breaker_call_duration_seconds` through the
+//!   [`metrics`](https://docs.rs/metrics) facade.
 //! - `toml`: load [`BoxConfig`] and [`BreakerConfig`] from TOML text.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]

@@ -100,6 +100,7 @@ fn closed_admission_and_recording_allocate_nothing() {
         let build = || {
             CircuitBreaker::builder(name, config.clone())
                 .clock(Arc::new(clock.clone()))
+                .call_duration_histogram(true) // every metric, the costliest setting
                 .build()
         };
         let breaker = if with_recorder {

@@ -1,7 +1,7 @@
 //! The metrics of DESIGN.md section 6, under the names dashboards already alert on.
 
 use breakerbox::clock::ManualClock;
-use breakerbox::{BreakerConfig, CircuitBreaker, Outcome};
+use breakerbox::{BoxConfig, BreakerBox, BreakerConfig, CircuitBreaker, Outcome, Target};
 use metrics_util::MetricKind;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use std::collections::HashMap;
@@ -77,6 +77,7 @@ fn calls_transitions_state_and_durations_are_published() {
                 .unwrap(),
         )
         .clock(Arc::new(clock.clone()))
+        .call_duration_histogram(true)
         .build()
     });
     let timed = |outcome| {
@@ -128,4 +129,63 @@ fn calls_transitions_state_and_durations_are_published() {
         &[("breaker", "lastfm"), ("result", "failure")],
     );
     assert_eq!(published.histograms[&failures], [0.25, 0.25]);
+}
+
+#[test]
+fn call_durations_are_published_only_when_asked_for() {
+    let recorder = DebuggingRecorder::new();
+    let mut published = Published {
+        snapshotter: recorder.snapshotter(),
+        counters: HashMap::new(),
+        histograms: HashMap::new(),
+        state: None,
+    };
+    let config = |name: &str| {
+        BoxConfig::from_toml(&format!(
+            "[[breakers]]\nname = \"{name}\"\nmatch = {{ host = \"api.spotify.com\" }}\n"
+        ))
+        .unwrap()
+    };
+    let spotify = Target::new("https", "api.spotify.com", 443, "/v1/search");
+    let (plain, timed) = metrics::with_local_recorder(&recorder, || {
+        let plain = BreakerBox::new(config("plain"));
+        let timed = BreakerBox::builder(config("timed"))
+            .call_duration_histogram(true)
+            .build();
+        // A box makes its breakers (and resolves their metric handles) on first use.
+        (plain.breaker(&spotify), timed.breaker(&spotify))
+    });
+    for breaker in [&plain, &timed] {
+        breaker.try_acquire().unwrap().record(Outcome::Success);
+    }
+    let calls = |published: &mut Published, breaker| {
+        published.counter(
+            "circuit_breaker_calls_total",
+            &[("breaker", breaker), ("result", "success")],
+        )
+    };
+    assert_eq!(calls(&mut published, "plain"), 1);
+    assert_eq!(calls(&mut published, "timed"), 1);
+    let series = |breaker: &str| {
+        let prefix = format!("circuit_breaker_call_duration_seconds{{breaker={breaker},");
+        let mut recorded: Vec<(String, usize)> = (published.histograms.iter())
+            .filter(|(id, _)| id.starts_with(&prefix))
+            .map(|(id, values)| (id.replace(&prefix, ""), values.len()))
+            .collect();
+        recorded.sort();
+        recorded
+    };
+    assert_eq!(
+        series("plain"),
+        [],
+        "by default no histogram series (and no clock read for one)"
+    );
+    assert_eq!(
+        series("timed"),
+        [
+            ("result=failure}".to_owned(), 0),
+            ("result=ignored}".to_owned(), 0),
+            ("result=success}".to_owned(), 1)
+        ]
+    );
 }

@@ -118,6 +118,7 @@ struct BoxInner {
     hosts: papaya::HashMap<Box<str>, Arc<HostRoutes>>,
     clock: SharedClock,
     listeners: Vec<Listener>,
+    call_duration_histogram: bool,
     /// Creation of breakers and host entries; never taken for a known target.
     registry: Mutex<Registry>,
     overflow: OnceLock<CircuitBreaker>,
@@ -161,6 +162,7 @@ impl BreakerBox {
             config,
             clock: None,
             listeners: Vec::new(),
+            call_duration_histogram: false,
         }
     }
 
@@ -302,6 +304,7 @@ impl BoxInner {
         CircuitBreaker::builder(name, config)
             .clock(self.clock.clone())
             .listeners(&self.listeners)
+            .call_duration_histogram(self.call_duration_histogram)
             .build()
     }
 
@@ -412,6 +415,7 @@ pub struct BoxBuilder {
     config: BoxConfig,
     clock: Option<SharedClock>,
     listeners: Vec<Listener>,
+    call_duration_histogram: bool,
 }
 
 impl BoxBuilder {
@@ -424,6 +428,13 @@ impl BoxBuilder {
     /// A transition listener for every breaker of the box.
     pub fn listener(mut self, listener: impl Fn(&TransitionEvent) + Send + Sync + 'static) -> Self {
         self.listeners.push(Arc::new(listener));
+        self
+    }
+
+    /// Whether every breaker of the box records `circuit_breaker_call_duration_seconds` (default:
+    /// off): see [`Builder::call_duration_histogram`](crate::circuit_breaker::Builder::call_duration_histogram).
+    pub fn call_duration_histogram(mut self, on: bool) -> Self {
+        self.call_duration_histogram = on;
         self
     }
 
@@ -447,6 +458,7 @@ impl BoxBuilder {
                     .clock
                     .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
                 listeners: self.listeners,
+                call_duration_histogram: self.call_duration_histogram,
                 registry: Mutex::new(Registry::default()),
                 overflow: OnceLock::new(),
                 overflow_warned: AtomicBool::new(false),

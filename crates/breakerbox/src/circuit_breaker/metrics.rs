@@ -37,9 +37,16 @@ mod enabled {
     }
 
     impl BreakerMetrics {
-        pub(crate) fn new(name: &str, state: State) -> Self {
+        /// Resolves the handles; the duration histograms only when `durations` are measured, so
+        /// that a breaker without them exports no empty series.
+        pub(crate) fn new(name: &str, state: State, durations: bool) -> Self {
             let calls = |result: &'static str| counter!("circuit_breaker_calls_total", "breaker" => name.to_owned(), "result" => result);
-            let seconds = |result: &'static str| histogram!("circuit_breaker_call_duration_seconds", "breaker" => name.to_owned(), "result" => result);
+            let seconds = |result: &'static str| match durations {
+                true => {
+                    histogram!("circuit_breaker_call_duration_seconds", "breaker" => name.to_owned(), "result" => result)
+                }
+                false => Histogram::noop(),
+            };
             let transitions = |from: State, to: State| {
                 counter!(
                     "circuit_breaker_transitions_total",
@@ -115,7 +122,7 @@ mod disabled {
     pub(crate) struct BreakerMetrics;
 
     impl BreakerMetrics {
-        pub(crate) fn new(_name: &str, _state: State) -> Self {
+        pub(crate) fn new(_name: &str, _state: State, _durations: bool) -> Self {
             BreakerMetrics
         }
         #[inline]

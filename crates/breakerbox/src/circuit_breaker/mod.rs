@@ -228,7 +228,7 @@ impl CircuitBreaker {
             config,
             clock: None,
             listeners: Vec::new(),
-            duration_histogram: cfg!(feature = "metrics"),
+            duration_histogram: false,
         }
     }
 
@@ -390,9 +390,10 @@ impl Builder {
         self
     }
 
-    /// Whether to record `circuit_breaker_call_duration_seconds` (default: on with the
-    /// `metrics` feature). Off, a breaker without a slow-call rule never reads the clock in
-    /// Closed.
+    /// Whether to record `circuit_breaker_call_duration_seconds` (default: off; needs the
+    /// `metrics` feature). On, every call reads the clock twice (at admission and at recording),
+    /// which costs more than the rest of a healthy call; off, a breaker without a slow-call rule
+    /// or a time-based window never reads the clock in Closed.
     pub fn call_duration_histogram(mut self, on: bool) -> Self {
         self.duration_histogram = on;
         self
@@ -415,12 +416,12 @@ impl Builder {
             Some(_) => nanos(config.slow_call_duration),
             None => u64::MAX,
         };
+        let histogram = self.duration_histogram && cfg!(feature = "metrics");
         let inner = Inner {
-            metrics: BreakerMetrics::new(&self.name, State::Closed),
+            metrics: BreakerMetrics::new(&self.name, State::Closed, histogram),
             name: self.name,
             run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
-            measure: slow_nanos != u64::MAX
-                || (self.duration_histogram && cfg!(feature = "metrics")),
+            measure: slow_nanos != u64::MAX || histogram,
             slow_nanos,
             clock,
             state: AtomicU64::new(Word::new(CLOSED, 0, 0, 0).0),
@@ -599,7 +600,10 @@ impl Inner {
         let reason = if run >= self.run_threshold {
             Some(TransitionReason::ConsecutiveFailures { count: run })
         } else {
-            counts.and_then(|c| self.rate_rule(c.calls, c.failures, c.slow))
+            // Rates are in (0, 1]: a window without failures or slow calls cannot trip.
+            counts
+                .filter(|c| c.failures > 0 || c.slow > 0)
+                .and_then(|c| self.rate_rule(c.calls, c.failures, c.slow))
         };
         if let Some(reason) = reason {
             self.transition(

@@ -102,6 +102,15 @@ impl CountWindow {
     }
 
     fn record(&self, sample: Sample) -> Option<Counts> {
+        if !sample.failure && !sample.slow {
+            // Packed totals of a window full of plain successes: calls = size, nothing else.
+            let clean = self.size;
+            if self.totals.load(Ordering::Acquire) == clean {
+                // The window holds `size` plain successes: one more leaves it exactly as it
+                // is, so healthy traffic only reads (no write to a line every thread shares).
+                return self.decode(clean);
+            }
+        }
         let slot =
             PRESENT | if sample.failure { FAILED } else { 0 } | if sample.slow { SLOW } else { 0 };
         let i = self.next.fetch_add(1, Ordering::Relaxed) % self.size;
@@ -333,6 +342,24 @@ mod tests {
             failures,
             slow,
         }
+    }
+
+    #[test]
+    fn a_healthy_window_stays_exact_while_successes_only_read_it() {
+        let w = CountWindow::new(3);
+        for _ in 0..10 {
+            w.record(OK);
+        }
+        assert_eq!(w.counts(), counts(3, 0, 0));
+        let position = w.next.load(Ordering::Relaxed);
+        assert_eq!(w.record(OK), Some(counts(3, 0, 0)));
+        assert_eq!(w.next.load(Ordering::Relaxed), position, "nothing written");
+        // A failure still counts, and leaves after exactly `size` more outcomes.
+        assert_eq!(w.record(FAIL), Some(counts(3, 1, 0)));
+        assert_eq!(w.record(OK), Some(counts(3, 1, 0)));
+        assert_eq!(w.record(OK), Some(counts(3, 1, 0)));
+        assert_eq!(w.record(OK), Some(counts(3, 0, 0)));
+        assert_eq!(w.record(SLOW), Some(counts(3, 0, 1)));
     }
 
     #[test]
