@@ -115,7 +115,9 @@ struct BoxInner {
     config: BoxConfig,
     rules: Vec<RuleSlot>,
     /// Known hosts (lowercase) and how their requests are routed.
-    hosts: papaya::HashMap<Box<str>, Arc<HostRoutes>>,
+    /// Hashed with foldhash (randomly seeded): SipHash cost more than the rest of a lookup, and
+    /// the map's size is capped by `max_breakers`, which bounds what colliding keys could do.
+    hosts: papaya::HashMap<Box<str>, Arc<HostRoutes>, foldhash::fast::RandomState>,
     clock: SharedClock,
     listeners: Vec<Listener>,
     call_duration_histogram: bool,
@@ -276,7 +278,9 @@ impl BoxInner {
             .targets
             .iter()
             .find(|(scheme, port, _)| {
-                *port == target.port && scheme.eq_ignore_ascii_case(target.scheme)
+                // Schemes are almost always lowercase already: compare bytes first.
+                *port == target.port
+                    && (**scheme == *target.scheme || scheme.eq_ignore_ascii_case(target.scheme))
             })
             .map(|(_, _, b)| b)
     }
@@ -453,7 +457,7 @@ impl BoxBuilder {
         BreakerBox {
             inner: Arc::new(BoxInner {
                 rules,
-                hosts: papaya::HashMap::new(),
+                hosts: papaya::HashMap::with_hasher(foldhash::fast::RandomState::default()),
                 clock: self
                     .clock
                     .unwrap_or_else(|| Arc::new(MonotonicClock::new())),
