@@ -143,6 +143,7 @@ where
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 
+    #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !matches!(self.admission, Admission::Admitted(_)) {
             self.admission = match self.breaker.try_acquire_owned() {
@@ -166,6 +167,7 @@ where
         }
     }
 
+    #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
         match std::mem::replace(&mut self.admission, Admission::Undecided) {
             Admission::Admitted(permit) => {
