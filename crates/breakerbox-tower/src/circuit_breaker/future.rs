@@ -1,7 +1,8 @@
 //! The circuit breaker's response future.
 
+use super::handle::AnyPermit;
 use crate::classify::Classify;
-use breakerbox::{CircuitOpen, OwnedPermit};
+use breakerbox::CircuitOpen;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
@@ -27,7 +28,7 @@ pin_project! {
         Called {
             #[pin]
             future: F,
-            permit: Option<OwnedPermit>,
+            permit: Option<AnyPermit>,
             classifier: C,
         },
         Unguarded {
@@ -42,7 +43,7 @@ pin_project! {
 
 impl<F, C> ResponseFuture<F, C> {
     #[inline]
-    pub(crate) fn called(future: F, permit: OwnedPermit, classifier: C) -> Self {
+    pub(crate) fn called(future: F, permit: AnyPermit, classifier: C) -> Self {
         Self {
             kind: Kind::Called {
                 future,

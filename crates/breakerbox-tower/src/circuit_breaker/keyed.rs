@@ -1,4 +1,5 @@
 use super::ResponseFuture;
+use super::handle::AnyPermit;
 use crate::TokioClock;
 use crate::classify::{Classify, HttpStatus};
 use crate::probe::Probe;
@@ -114,9 +115,11 @@ where
             return ResponseFuture::unguarded(self.inner.call(req));
         };
         match self.breakers.try_acquire(&target) {
-            Ok(permit) => {
-                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
-            }
+            Ok(permit) => ResponseFuture::called(
+                self.inner.call(req),
+                AnyPermit::Owned(permit),
+                self.classifier.clone(),
+            ),
             Err(open) => {
                 if let Some(probe) = &self.probe {
                     self.breakers

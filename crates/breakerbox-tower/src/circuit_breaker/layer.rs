@@ -1,4 +1,4 @@
-use super::CircuitBreaker;
+use super::{BreakerHandle, CircuitBreaker};
 use crate::TokioClock;
 use crate::classify::{HttpStatus, OkIsSuccess};
 use crate::probe::Probe;
@@ -12,7 +12,7 @@ use tower::Layer;
 /// [`KeyedCircuitBreakerLayer`](super::KeyedCircuitBreakerLayer) for many).
 #[derive(Clone)]
 pub struct CircuitBreakerLayer<C = OkIsSuccess> {
-    breaker: breakerbox::CircuitBreaker,
+    breaker: BreakerHandle,
     classifier: C,
     probe: Option<Probe>,
 }
@@ -35,9 +35,9 @@ impl CircuitBreakerLayer {
     }
 
     /// Shares an existing engine breaker (built with a [`TokioClock`] if tests pause time).
-    pub fn from_breaker(breaker: breakerbox::CircuitBreaker) -> Self {
+    pub fn from_breaker(breaker: impl Into<BreakerHandle>) -> Self {
         Self {
-            breaker,
+            breaker: breaker.into(),
             classifier: OkIsSuccess,
             probe: None,
         }
@@ -68,7 +68,7 @@ impl<C> CircuitBreakerLayer<C> {
 
     /// The engine breaker the layer's services share.
     pub fn breaker(&self) -> &breakerbox::CircuitBreaker {
-        &self.breaker
+        self.breaker.get()
     }
 }
 

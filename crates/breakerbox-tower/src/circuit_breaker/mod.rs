@@ -23,6 +23,13 @@
 //! Each attempt's outcome is classified ([`classify`](crate::classify)) when its response future
 //! completes. Dropping a response future early records nothing and frees its HalfOpen slot.
 //!
+//! # Cost
+//!
+//! A healthy call allocates nothing and, with the default config, writes nothing the breaker's
+//! other callers read. What remains is the response future's way back to the breaker: with an
+//! owned breaker, one reference-count increment and decrement per call on a counter every clone
+//! shares. A breaker in a `static` (see [`BreakerHandle`]) spares that too.
+//!
 //! ```
 //! use breakerbox::{BreakerConfig, CircuitOpen};
 //! use breakerbox_tower::CircuitBreakerLayer;
@@ -49,6 +56,7 @@
 //! ```
 
 pub mod future;
+mod handle;
 mod keyed;
 mod layer;
 
@@ -58,12 +66,14 @@ pub mod error {
 }
 
 pub use self::future::ResponseFuture;
+pub use self::handle::BreakerHandle;
 pub use self::keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, TargetOf, UriTarget};
 pub use self::layer::CircuitBreakerLayer;
 
+use self::handle::AnyPermit;
 use crate::classify::{Classify, OkIsSuccess};
 use crate::probe::Probe;
-use breakerbox::{CircuitOpen, OwnedPermit};
+use breakerbox::CircuitOpen;
 use std::fmt;
 use std::task::{Context, Poll};
 use tower::{BoxError, Service};
@@ -73,7 +83,7 @@ use tower::{BoxError, Service};
 /// Clones share the breaker (each clone holds its own admission state).
 pub struct CircuitBreaker<S, C = OkIsSuccess> {
     inner: S,
-    breaker: breakerbox::CircuitBreaker,
+    breaker: BreakerHandle,
     classifier: C,
     probe: Option<Probe>,
     admission: Admission,
@@ -82,7 +92,7 @@ pub struct CircuitBreaker<S, C = OkIsSuccess> {
 enum Admission {
     /// `poll_ready` has not decided yet.
     Undecided,
-    Admitted(OwnedPermit),
+    Admitted(AnyPermit),
     Rejected(CircuitOpen),
 }
 
@@ -90,17 +100,17 @@ enum Admission {
 
 impl<S> CircuitBreaker<S> {
     /// Guards `inner` with `breaker`, classifying `Ok` as success and errors as failures.
-    pub fn new(inner: S, breaker: breakerbox::CircuitBreaker) -> Self {
+    pub fn new(inner: S, breaker: impl Into<BreakerHandle>) -> Self {
         Self::with_classifier(inner, breaker, OkIsSuccess)
     }
 }
 
 impl<S, C> CircuitBreaker<S, C> {
     /// Guards `inner` with `breaker`, classifying results with `classifier`.
-    pub fn with_classifier(inner: S, breaker: breakerbox::CircuitBreaker, classifier: C) -> Self {
+    pub fn with_classifier(inner: S, breaker: impl Into<BreakerHandle>, classifier: C) -> Self {
         Self {
             inner,
-            breaker,
+            breaker: breaker.into(),
             classifier,
             probe: None,
             admission: Admission::Undecided,
@@ -114,7 +124,7 @@ impl<S, C> CircuitBreaker<S, C> {
 
     /// The engine breaker: its state, snapshot and control methods.
     pub fn breaker(&self) -> &breakerbox::CircuitBreaker {
-        &self.breaker
+        self.breaker.get()
     }
 
     /// The inner service.
@@ -146,11 +156,11 @@ where
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         if !matches!(self.admission, Admission::Admitted(_)) {
-            self.admission = match self.breaker.try_acquire_owned() {
+            self.admission = match self.breaker.try_acquire() {
                 Ok(permit) => Admission::Admitted(permit),
                 Err(open) => {
                     if let Some(probe) = &self.probe {
-                        probe.run_if_due(&self.breaker);
+                        probe.run_if_due(self.breaker.get());
                     }
                     self.admission = Admission::Rejected(open);
                     return Poll::Ready(Ok(()));

@@ -450,3 +450,42 @@ async fn fallback_answers_rejections_and_passes_everything_else() {
         "the fallback did not reach the upstream"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_static_breaker_trips_rejects_and_frees_dropped_trials_like_an_owned_one() {
+    // A breaker that lives as long as the program: its response futures hold a plain
+    // reference instead of a counted handle.
+    let breaker: &'static breakerbox::CircuitBreaker = Box::leak(Box::new(
+        breakerbox::CircuitBreaker::builder("musicbrainz", config(2))
+            .clock(Arc::new(breakerbox_tower::TokioClock::new()))
+            .build(),
+    ));
+    let layer = CircuitBreakerLayer::from_breaker(breaker).http();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    let mut other = svc.clone();
+
+    call_with(&mut svc, &mut handle, Ok(503)).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+    call_with(&mut other, &mut handle, Ok(503)).await.unwrap();
+    assert_eq!(breaker.state(), State::Open, "both clones record into it");
+    assert_ready_ok!(svc.poll_ready());
+    let open = open_error(svc.call(()).await.unwrap_err());
+    assert_eq!(open.breaker(), "musicbrainz");
+    assert_pending!(
+        handle.poll_request(),
+        "a rejection never reaches the upstream"
+    );
+
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_ready_ok!(svc.poll_ready());
+    let trial = svc.call(());
+    assert_ready_ok!(other.poll_ready());
+    assert_eq!(
+        open_error(other.call(()).await.unwrap_err()).state(),
+        State::HalfOpen
+    );
+    drop(trial); // cancelled: its slot is free again, nothing recorded
+    let _ = handle.next_request().await;
+    call_with(&mut other, &mut handle, Ok(200)).await.unwrap();
+    assert_eq!(breaker.state(), State::Closed);
+}
