@@ -48,10 +48,18 @@ impl RetryMiddleware {
     /// Retries per `config`, on tokio's clock; metrics are labelled `target="default"` until
     /// [`target`](Self::target) says otherwise.
     pub fn new(config: RetryConfig) -> Self {
-        Self::build(config, "default")
+        Self::named("default", config)
     }
 
-    /// The `target` label of the retry metrics.
+    /// [`new`](Self::new) with the metrics' `target` label (a host or upstream name) set from
+    /// the start: only this target's series are registered.
+    pub fn named(target: &str, config: RetryConfig) -> Self {
+        Self::build(config, target)
+    }
+
+    /// The `target` label of the retry metrics. The `default` series that
+    /// [`new`](Self::new) registered with the recorder installed then stay registered (at zero);
+    /// [`named`](Self::named) avoids them.
     pub fn target(self, target: &str) -> Self {
         Self::build(self.retrier.config().clone(), target)
     }

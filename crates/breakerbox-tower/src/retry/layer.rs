@@ -24,15 +24,23 @@ impl RetryWithBackoffLayer {
     /// metrics are labelled `target="default"` until [`target`](Self::target) says otherwise.
     /// Use [`http`](Self::http) for HTTP requests.
     pub fn new(config: RetryConfig) -> Self {
+        Self::named("default", config)
+    }
+
+    /// [`new`](Self::new) with the metrics' `target` label (a host or upstream name) set from
+    /// the start: only this target's series are registered.
+    pub fn named(target: &str, config: RetryConfig) -> Self {
         Self {
-            retrier: retrier(config, "default"),
+            retrier: retrier(config, target),
             policy: CloneRequest,
         }
     }
 }
 
 impl<P> RetryWithBackoffLayer<P> {
-    /// The `target` label of the retry metrics (a host or upstream name).
+    /// The `target` label of the retry metrics (a host or upstream name). The `default`
+    /// series that [`new`](RetryWithBackoffLayer::new) registered with the recorder installed
+    /// then stay registered (at zero); [`named`](RetryWithBackoffLayer::named) avoids them.
     pub fn target(self, target: &str) -> Self {
         Self {
             retrier: retrier(self.retrier.config().clone(), target),

@@ -423,7 +423,7 @@ async fn retries_exhaustion_and_budget_rejections_are_counted() {
         .build()
         .unwrap();
     let layer = metrics::with_local_recorder(&recorder, || {
-        RetryWithBackoffLayer::new(config).http().target("lastfm")
+        RetryWithBackoffLayer::named("lastfm", config).http()
     });
     let upstream = Upstream::new([Answer::Status(503)]);
     let mut svc = layer.layer(upstream.clone());
@@ -453,4 +453,8 @@ async fn retries_exhaustion_and_budget_rejections_are_counted() {
     assert_eq!(counters["retry_exhausted_total{target=lastfm}"], 1);
     assert_eq!(counters["retry_budget_rejected_total{target=lastfm}"], 1);
     assert_eq!(upstream.hits(), 4);
+    assert!(
+        counters.keys().all(|key| key.contains("target=lastfm")),
+        "named: no series under another target: {counters:?}"
+    );
 }
