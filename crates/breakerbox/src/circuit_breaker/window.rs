@@ -38,11 +38,12 @@ pub(crate) enum Window {
 
 impl Window {
     /// Records a sample at `now` (nanoseconds; only time-based windows read it) and returns the
-    /// counts right after it, or `None` when a concurrent record made the reading inconsistent.
+    /// counts right after it, or `None` when no rate rule needs them: a concurrent record made
+    /// the reading inconsistent, or (time-based) the window holds only plain successes.
     pub(crate) fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
         match self {
             Window::Count(w) => w.record(sample),
-            Window::Time(w) => Some(w.record(now, sample)),
+            Window::Time(w) => w.record(now, sample),
         }
     }
 
@@ -167,6 +168,10 @@ pub(crate) struct TimeWindow {
     bucket_nanos: u64,
     /// The newest bucket index any record has reached.
     newest: AtomicU64,
+    /// One more than the newest bucket index a failure or slow call was recorded in (0: none
+    /// yet). While it lies a whole window back, the window holds only plain successes, which
+    /// cannot trip a rate rule, so recording another skips summing the buckets.
+    dirty: AtomicU64,
 }
 
 const TAG_SHIFT: u32 = 52;
@@ -216,6 +221,7 @@ impl TimeWindow {
             ring: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
             bucket_nanos,
             newest: AtomicU64::new(0),
+            dirty: AtomicU64::new(0),
         };
         w.clear(now);
         w
@@ -236,11 +242,20 @@ impl TimeWindow {
         index.wrapping_sub(back)
     }
 
-    fn record(&self, now: u64, sample: Sample) -> Counts {
+    fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
         let index = now / self.bucket_nanos;
-        let before = self.newest.fetch_max(index, Ordering::AcqRel);
+        let dirty = sample.failure || sample.slow;
+        if dirty && self.dirty.load(Ordering::Acquire) <= index {
+            self.dirty.fetch_max(index + 1, Ordering::AcqRel);
+        }
+        // Read first: within one bucket's time every record sees the same newest index, and
+        // a plain load leaves the line shared instead of writing it on every call.
+        let mut before = self.newest.load(Ordering::Acquire);
         if index > before {
-            self.rotate(before, index);
+            before = self.newest.fetch_max(index, Ordering::AcqRel);
+            if index > before {
+                self.rotate(before, index);
+            }
         }
         if index + self.len() > before {
             let slot = self.slot(index);
@@ -258,19 +273,29 @@ impl TimeWindow {
             }
         }
         // else: this record's bucket left the window while its thread stalled; drop it.
-        self.counts_at(index, index.max(before))
+        let last_dirty = self.dirty.load(Ordering::Acquire);
+        if !dirty && (last_dirty == 0 || (last_dirty - 1).saturating_add(self.len()) <= index) {
+            return None; // only plain successes in the window: no rate can reach its limit
+        }
+        Some(self.counts_at(index, index.max(before)))
     }
 
     /// Empties the buckets time has passed since `from`, up to and including `to`.
     fn rotate(&self, from: u64, to: u64) {
         let first = (from + 1).max(to.saturating_sub(self.len() - 1));
+        // After an idle gap of a whole window every slot predates `from`, even one whose tag
+        // happens to be `index`'s (tags repeat every 4096 buckets): clear it once whatever its
+        // tag. A record of `index` racing this rotation may be dropped with it.
+        let whole_window_idle = to - from >= self.len();
         for index in first..=to {
             let slot = self.slot(index);
             let mut word = slot.load(Ordering::Acquire);
+            let mut aliased = whole_window_idle && word != empty_bucket(index);
             // Leave a bucket that a record of `index` (or a later rotation) already claimed.
-            while word_tag(word) != tag(index)
+            while (aliased || word_tag(word) != tag(index))
                 && self.newest.load(Ordering::Acquire) < index + self.len()
             {
+                aliased = false;
                 match slot.compare_exchange_weak(
                     word,
                     empty_bucket(index),
@@ -295,9 +320,18 @@ impl TimeWindow {
             // Nothing was recorded for a whole window.
             return sum;
         }
-        for slot in 0..self.len() {
+        // `index_in_window` without a division per slot: slot `s` holds `index - back`, where
+        // `back` counts the slots from `s` forward to `index`'s slot, around the ring.
+        let len = self.len();
+        let here = index % len;
+        for slot in 0..len {
+            let back = if slot <= here {
+                here - slot
+            } else {
+                here + len - slot
+            };
             let word = self.ring[slot as usize].load(Ordering::Acquire);
-            if word_tag(word) == tag(self.index_in_window(index, slot)) {
+            if word_tag(word) == tag(index.wrapping_sub(back)) {
                 let c = bucket_counts(word);
                 sum.calls += c.calls;
                 sum.failures += c.failures;
@@ -394,14 +428,35 @@ mod tests {
         // 10 s in 10 buckets of 1 s.
         let s = 1_000_000_000;
         let w = TimeWindow::new(10 * s, 10, 0);
-        assert_eq!(w.record(0, FAIL), counts(1, 1, 0));
-        assert_eq!(w.record(s / 2, OK), counts(2, 1, 0));
-        assert_eq!(w.record(5 * s, SLOW), counts(3, 1, 1));
+        assert_eq!(w.record(0, FAIL), Some(counts(1, 1, 0)));
+        assert_eq!(w.record(s / 2, OK), Some(counts(2, 1, 0)));
+        assert_eq!(w.record(5 * s, SLOW), Some(counts(3, 1, 1)));
         // At 10 s the first bucket [0, 1 s) has left the window.
-        assert_eq!(w.record(10 * s, OK), counts(2, 0, 1));
+        assert_eq!(w.record(10 * s, OK), Some(counts(2, 0, 1)));
         assert_eq!(w.counts(14 * s), counts(2, 0, 1));
         assert_eq!(w.counts(15 * s), counts(1, 0, 0));
         assert_eq!(w.counts(21 * s), Counts::default());
+    }
+
+    #[test]
+    fn time_window_sums_its_buckets_only_while_it_holds_failures() {
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(10 * s, 10, 0);
+        assert_eq!(
+            w.record(0, OK),
+            None,
+            "plain successes: nothing to evaluate"
+        );
+        assert_eq!(w.record(2 * s, FAIL), Some(counts(2, 1, 0)));
+        assert_eq!(
+            w.record(11 * s, OK),
+            Some(counts(2, 1, 0)),
+            "the failure is still in"
+        );
+        // At 12 s the failure's bucket [2 s, 3 s) has left: successes only again.
+        assert_eq!(w.record(12 * s, OK), None);
+        assert_eq!(w.counts(12 * s), counts(2, 0, 0));
+        assert_eq!(w.record(12 * s, SLOW), Some(counts(3, 0, 1)));
     }
 
     #[test]
@@ -412,10 +467,21 @@ mod tests {
         // 4096 buckets later the tag repeats; the stale bucket must not count.
         let later = (3 + 4096) * s;
         assert_eq!(w.counts(later), Counts::default());
-        assert_eq!(w.record(later, OK), counts(1, 0, 0));
+        assert_eq!(w.record(later, OK), None, "only successes in the window");
+        assert_eq!(w.counts(later), counts(1, 0, 0));
         // And past half the tag range too.
         let much_later = later + 3000 * s;
-        assert_eq!(w.record(much_later, FAIL), counts(1, 1, 0));
+        assert_eq!(w.record(much_later, FAIL), Some(counts(1, 1, 0)));
+    }
+
+    #[test]
+    fn time_window_forgets_a_bucket_whose_tag_comes_round_again() {
+        // One bucket of 1 s: 4096 s later the bucket index has the same 12-bit tag.
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(s, 1, 0);
+        w.record(0, FAIL);
+        assert_eq!(w.record(4096 * s, SLOW), Some(counts(1, 0, 1)));
+        assert_eq!(w.counts(4096 * s), counts(1, 0, 1));
     }
 
     #[test]
@@ -426,7 +492,7 @@ mod tests {
         w.record(8 * s, FAIL);
         w.clear(9 * s);
         assert_eq!(w.counts(9 * s), Counts::default());
-        assert_eq!(w.record(9 * s, OK), counts(1, 0, 0));
+        assert_eq!(w.record(9 * s, OK), Some(counts(1, 0, 0)));
     }
 
     #[test]
