@@ -172,38 +172,45 @@ impl Demo {
     pub fn banner(&self, config_path: &str) -> String {
         let s = &self.settings;
         let addr = self.status_addr();
-        let mut b = String::new();
-        let _ = writeln!(
-            b,
-            "breakerbox scraper demo: {} workers scrape {} upstreams for {}s through one reqwest client",
+        let line = |label: &str, text: &str| summary::wrap(&format!("  {label}"), 14, text, 100);
+        let mut b = format!(
+            "breakerbox scraper demo: {} workers scrape {} upstreams for {}s through one reqwest client\n",
             JOBS.len(),
             Route::ALL.len(),
             s.duration.as_secs_f64()
         );
-        let _ = writeln!(
-            b,
-            "  middleware: retry -> rate limit (musicbrainz: {}) -> circuit breakers -> {}s timeout",
-            if s.rate_limit { "1 request/s" } else { "off" },
-            ATTEMPT_TIMEOUT.as_secs()
+        b += &line(
+            "middleware",
+            &format!(
+                "retry -> rate limit (musicbrainz: {}) -> circuit breakers -> {}s timeout",
+                if s.rate_limit { "1 request/s" } else { "off" },
+                ATTEMPT_TIMEOUT.as_secs()
+            ),
         );
-        let _ = writeln!(b, "  breakers and retries: {config_path}");
+        b += &line(
+            "breakers",
+            &format!("{config_path} (and its [retry] table)"),
+        );
         let hosts: Vec<String> = Host::ALL
             .iter()
-            .map(|h| format!("{h} :{}", self.upstreams.addr(*h).port()))
+            .map(|h| format!("{h}:{}", self.upstreams.addr(*h).port()))
             .collect();
-        let _ = writeln!(b, "  fake upstreams on 127.0.0.1: {}", hosts.join(", "));
-        let _ = writeln!(b, "  fault script: {}", s.faults);
+        b += &line(
+            "upstreams",
+            &format!("fake, on 127.0.0.1: {}", hosts.join(", ")),
+        );
+        b += &line("faults", &s.faults.to_string());
+        let mut status = format!(
+            "http://{addr}  (/metrics, /health, /breakers); try: curl -s http://{addr}/health"
+        );
         if !self.got_port {
-            let _ = writeln!(
-                b,
-                "  port {} is taken: the status server uses {} instead",
-                s.port,
-                addr.port()
-            );
+            let _ = write!(status, " (port {} was taken)", s.port);
         }
-        let _ = writeln!(
-            b,
-            "status server: http://{addr}  (/metrics, /health, /breakers)   try: curl -s http://{addr}/health"
+        b += &line("status", &status);
+        b += &line(
+            "table",
+            "calls reached the upstream, failed of them, rejected at once by an open breaker, \
+             retries beyond first attempts",
         );
         b
     }

@@ -45,7 +45,39 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
             &CALL_DURATION_BUCKETS,
         )?
         .install_recorder()?;
+    describe();
     Ok(RECORDER.get_or_init(|| handle).clone())
+}
+
+/// The HELP lines of the metrics (DESIGN.md section 6).
+fn describe() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "circuit_breaker_state",
+        "Circuit breaker state: 0 closed, 1 half_open, 2 open"
+    );
+    describe_counter!(
+        "circuit_breaker_calls_total",
+        "Calls through a circuit breaker, by result: success, failure, rejected (by an open breaker), ignored"
+    );
+    describe_counter!(
+        "circuit_breaker_transitions_total",
+        "Circuit breaker state changes, by the states left (from) and entered (to)"
+    );
+    describe_histogram!(
+        "circuit_breaker_call_duration_seconds",
+        Unit::Seconds,
+        "Call duration from admission by the breaker to the outcome, by result"
+    );
+    describe_counter!("retry_attempts_total", "Retries, by reason");
+    describe_counter!(
+        "retry_exhausted_total",
+        "Requests that still failed after their last attempt"
+    );
+    describe_counter!(
+        "retry_budget_rejected_total",
+        "Retries the retry budget refused"
+    );
 }
 
 /// The running status server. Dropping it stops it.

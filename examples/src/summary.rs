@@ -277,7 +277,7 @@ impl fmt::Display for Summary {
             .filter(|u| u.tally.attempt_rejections > 0)
             .collect();
         if spared.is_empty() {
-            writeln!(f, "spared: no breaker opened, so no call was turned away")?;
+            note(f, "spared", "no breaker opened, so no call was turned away")?;
         } else {
             let total: u64 = spared.iter().map(|u| u.tally.attempt_rejections).sum();
             let each: Vec<String> = spared
@@ -285,57 +285,104 @@ impl fmt::Display for Summary {
                 .map(|u| format!("{} {}", u.route, u.tally.attempt_rejections))
                 .collect();
             let reached: usize = spared.iter().map(|u| u.server_requests_while_open).sum();
-            writeln!(
+            note(
                 f,
-                "spared: the breakers turned away {total} calls to failing upstreams at once ({}); \
-                 their servers received {reached} scraping requests while open",
-                each.join(", ")
+                "spared",
+                &format!(
+                    "the breakers turned away {total} calls to failing upstreams at once ({}); \
+                     their servers received {reached} scraping requests while the breakers were open",
+                    each.join(", ")
+                ),
             )?;
         }
         for i in &self.isolation {
-            writeln!(
+            let rejected = match i.rejected {
+                0 => "was never rejected".to_owned(),
+                n => format!("was rejected {n} times"),
+            };
+            note(
                 f,
-                "isolation: while {} was open ({}-{}), {} on the same host answered {} of {} calls; \
-                 rejected: {}",
-                i.failing,
-                secs(i.from),
-                secs(i.until),
-                i.neighbour,
-                i.succeeded,
-                i.calls,
-                i.rejected,
+                "isolation",
+                &format!(
+                    "while {} was open ({}-{}), {} on the same host answered {} of {} calls and {rejected}",
+                    i.failing,
+                    secs(i.from),
+                    secs(i.until),
+                    i.neighbour,
+                    i.succeeded,
+                    i.calls,
+                ),
             )?;
         }
         if let Some(r) = &self.rate_limit {
-            write!(
-                f,
-                "rate limit: {} received {} requests, the closest two {} apart, {} refused as too fast; ",
-                r.route,
-                r.requests,
-                r.closest
-                    .map_or_else(|| "-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64())),
-                r.refused,
-            )?;
-            match r.interval {
-                Some(interval) => writeln!(
-                    f,
-                    "the limiter (one per {:.2}s) held {} requests back, {} in all, not counted as call time",
+            let closest = r
+                .closest
+                .map_or_else(|| "-".to_owned(), |d| format!("{:.2}s", d.as_secs_f64()));
+            let limiter = match r.interval {
+                Some(interval) => format!(
+                    "the limiter (one request per {:.2}s) held {} requests back, {} in all, not counted as call time",
                     interval.as_secs_f64(),
                     r.held,
                     secs(r.waited),
-                )?,
-                None => writeln!(f, "no limiter (--no-rate-limit)")?,
-            }
+                ),
+                None => "no limiter (--no-rate-limit)".to_owned(),
+            };
+            note(
+                f,
+                "rate limit",
+                &format!(
+                    "{} received {} requests, the closest two {closest} apart, and refused {} as too fast; {limiter}",
+                    r.route, r.requests, r.refused,
+                ),
+            )?;
         }
         for u in self.upstreams.iter().filter(|u| u.tally.timeouts > 0) {
-            writeln!(
+            let failed = match u.tally.failed {
+                0 => "none of its requests failed".to_owned(),
+                n => format!("{n} of its requests failed"),
+            };
+            note(
                 f,
-                "timeouts: {} attempts to {} timed out; with retries, {} of its requests failed",
-                u.tally.timeouts, u.route, u.tally.failed,
+                "timeouts",
+                &format!(
+                    "{} attempts to {} timed out; with retries, {failed}",
+                    u.tally.timeouts, u.route,
+                ),
             )?;
         }
         Ok(())
     }
+}
+
+/// Writes `label: text`, wrapped to 100 columns under a hanging indent.
+fn note(f: &mut fmt::Formatter<'_>, label: &str, text: &str) -> fmt::Result {
+    f.write_str(&wrap(&format!("{label}:"), 12, text, 100))
+}
+
+/// `label` padded to `indent`, then `text` wrapped at word boundaries to `width` columns, later
+/// lines indented by `indent`.
+pub fn wrap(label: &str, indent: usize, text: &str, width: usize) -> String {
+    let mut out = format!("{label:<indent$}");
+    let mut column = out.chars().count();
+    let mut first = true;
+    for word in text.split_whitespace() {
+        let len = word.chars().count();
+        if !first && column + 1 + len > width {
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            column = indent;
+            first = true;
+        }
+        if !first {
+            out.push(' ');
+            column += 1;
+        }
+        out.push_str(word);
+        column += len;
+        first = false;
+    }
+    out.push('\n');
+    out
 }
 
 fn breaker_story(u: &UpstreamSummary) -> String {
@@ -418,5 +465,14 @@ mod tests {
         assert_eq!(u.server_requests_while_open, 1, "the one at 13 s");
         assert_eq!(u.health_checks, 1);
         assert_eq!(breaker_story(&u), "open 7.0s-18.0s; 1 health check");
+    }
+
+    #[test]
+    fn notes_wrap_under_a_hanging_indent() {
+        assert_eq!(
+            wrap("spared:", 12, "one two three four five six", 25),
+            "spared:     one two three\n            four five six\n"
+        );
+        assert_eq!(wrap("x:", 4, "", 10), "x:  \n");
     }
 }

@@ -286,6 +286,22 @@ async fn the_demo_scenario_opens_isolates_rate_limits_and_recovers() {
         );
     }
     serde_json::from_str::<serde_json::Value>(DASHBOARD).expect("the dashboard is JSON");
+    assert!(
+        metrics.contains("# HELP circuit_breaker_state "),
+        "described"
+    );
+    // The summary's retries are the retry middleware's, as counted in retry_attempts_total (a
+    // request stopped by the end of the run may have counted a retry it never sent).
+    let retried: u64 = summary.upstreams.iter().map(|u| u.tally.retries()).sum();
+    let counted: u64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("retry_attempts_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum();
+    assert!(
+        retried >= 10 && counted >= retried && counted <= retried + 8,
+        "summary {retried}, /metrics {counted}"
+    );
 
     // /health: 503 naming Spotify during its outage, 200 once every breaker had closed.
     assert!(health.len() >= 100, "{}", health.len());
@@ -322,9 +338,14 @@ async fn the_demo_scenario_opens_isolates_rate_limits_and_recovers() {
         "{printed}"
     );
     assert!(printed.contains("summary after 30.0s"), "{printed}");
+    let words = printed.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(
-        printed.contains("isolation: while google_ai_vision was open")
-            && printed.contains("google_ai_text on the same host answered"),
+        words.contains(&format!(
+            "isolation: while google_ai_vision was open ({:.1}s-{:.1}s), google_ai_text on the same host answered {n} of {n} calls and was never rejected",
+            first.opened.as_secs_f64(),
+            vision_closed.unwrap().as_secs_f64(),
+            n = text_during.len(),
+        )),
         "{printed}"
     );
 }
