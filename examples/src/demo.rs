@@ -172,7 +172,7 @@ impl Demo {
     pub fn banner(&self, config_path: &str) -> String {
         let s = &self.settings;
         let addr = self.status_addr();
-        let line = |label: &str, text: &str| summary::wrap(&format!("  {label}"), 14, text, 100);
+        let line = |label: &str, text: &str| summary::wrap(&format!("  {label}"), 14, text, 80);
         let mut b = format!(
             "breakerbox scraper demo: {} workers scrape {} upstreams for {}s through one reqwest client\n",
             JOBS.len(),
@@ -200,13 +200,12 @@ impl Demo {
             &format!("fake, on 127.0.0.1: {}", hosts.join(", ")),
         );
         b += &line("faults", &s.faults.to_string());
-        let mut status = format!(
-            "http://{addr}  (/metrics, /health, /breakers); try: curl -s http://{addr}/health"
-        );
+        let mut status = format!("http://{addr}  (/metrics, /health, /breakers)");
         if !self.got_port {
-            let _ = write!(status, " (port {} was taken)", s.port);
+            let _ = write!(status, "; port {} was taken", s.port);
         }
         b += &line("status", &status);
+        b += &line("try", &format!("curl -s http://{addr}/health"));
         b += &line(
             "table",
             "calls reached the upstream, failed of them, rejected at once by an open breaker, \
@@ -264,7 +263,7 @@ impl Demo {
             .collect()
     }
 
-    fn status_line(&self) -> String {
+    fn status_lines(&self) -> String {
         let at = self.timeline.elapsed();
         let faults: Vec<String> = self
             .settings
@@ -274,19 +273,19 @@ impl Demo {
             .collect();
         let health = self.client.breakers.health();
         format!(
-            "{:>3}s of {}s   faults now: {}   health: {}",
+            "{:>3}s of {}s   health: {}\n       faults now: {}\n",
             at.as_secs(),
             self.settings.duration.as_secs(),
+            if health.is_healthy() {
+                "healthy".to_owned()
+            } else {
+                format!("degraded ({})", health.failing.join(", "))
+            },
             if faults.is_empty() {
                 "none".to_owned()
             } else {
                 faults.join(", ")
             },
-            if health.is_healthy() {
-                "healthy".to_owned()
-            } else {
-                format!("degraded ({})", health.failing.join(", "))
-            }
         )
     }
 
@@ -307,8 +306,8 @@ impl Demo {
         screen.events = transitions.len();
         let table = || {
             format!(
-                "{}\n{}",
-                self.status_line(),
+                "{}{}",
+                self.status_lines(),
                 table::render(&self.lines(), &self.client.ledger, self.settings.colour)
             )
         };
@@ -320,7 +319,10 @@ impl Demo {
                 }
                 let table = table();
                 screen.lines = table.lines().count();
-                write!(out, "{text}{table}")?;
+                // The new transitions stay above the table; the table is drawn with line
+                // wrapping off (DECAWM), so each of its lines takes one row however narrow the
+                // terminal, and the next redraw goes back up exactly that many rows.
+                write!(out, "{text}\x1b[?7l{table}\x1b[?7h")?;
             }
             Live::Print { every } => {
                 write!(out, "{text}")?;

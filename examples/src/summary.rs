@@ -252,23 +252,27 @@ impl fmt::Display for Summary {
             .unwrap_or(8);
         writeln!(
             f,
-            "  {:<name_width$}  requests  succeeded  failed  rejected fast  retried  breaker",
+            "  {:<name_width$}  requests  succeeded  failed  rejected  retried  breaker open",
             "upstream"
         )?;
         for u in &self.upstreams {
             let t = &u.tally;
             writeln!(
                 f,
-                "  {:<name_width$}  {:>8}  {:>9}  {:>6}  {:>13}  {:>7}  {}",
+                "  {:<name_width$}  {:>8}  {:>9}  {:>6}  {:>8}  {:>7}  {}",
                 u.route.name(),
                 t.requests,
                 t.succeeded,
                 t.failed,
                 t.rejected,
                 t.retries(),
-                breaker_story(u),
+                open_column(u),
             )?;
         }
+        writeln!(
+            f,
+            "  (rejected: at once, by an open breaker, without a call)"
+        )?;
         writeln!(f)?;
 
         let spared: Vec<&UpstreamSummary> = self
@@ -336,16 +340,40 @@ impl fmt::Display for Summary {
                 ),
             )?;
         }
+        let probed: Vec<String> = self
+            .upstreams
+            .iter()
+            .filter(|u| u.health_checks > 0)
+            .map(|u| format!("{} {}", u.route, u.health_checks))
+            .collect();
+        if !probed.is_empty() {
+            note(
+                f,
+                "probes",
+                &format!(
+                    "health checks while open: {}; the first to pass let trial calls through \
+                     long before the open duration ended",
+                    probed.join(", ")
+                ),
+            )?;
+        }
         for u in self.upstreams.iter().filter(|u| u.tally.timeouts > 0) {
             let failed = match u.tally.failed {
                 0 => "none of its requests failed".to_owned(),
                 n => format!("{n} of its requests failed"),
             };
+            let breaker = match (u.open_periods.is_empty(), u.threshold) {
+                (true, Some(threshold)) => format!(
+                    "; its breaker saw at most {} failures in a row of the {threshold} that open it",
+                    u.tally.longest_failure_run
+                ),
+                _ => String::new(),
+            };
             note(
                 f,
                 "timeouts",
                 &format!(
-                    "{} attempts to {} timed out; with retries, {failed}",
+                    "{} attempts to {} timed out; with retries, {failed}{breaker}",
                     u.tally.timeouts, u.route,
                 ),
             )?;
@@ -354,9 +382,9 @@ impl fmt::Display for Summary {
     }
 }
 
-/// Writes `label: text`, wrapped to 100 columns under a hanging indent.
+/// Writes `label: text`, wrapped to 80 columns under a hanging indent.
 fn note(f: &mut fmt::Formatter<'_>, label: &str, text: &str) -> fmt::Result {
-    f.write_str(&wrap(&format!("{label}:"), 12, text, 100))
+    f.write_str(&wrap(&format!("{label}:"), 12, text, 80))
 }
 
 /// `label` padded to `indent`, then `text` wrapped at word boundaries to `width` columns, later
@@ -385,32 +413,20 @@ pub fn wrap(label: &str, indent: usize, text: &str, width: usize) -> String {
     out
 }
 
-fn breaker_story(u: &UpstreamSummary) -> String {
+/// When the breaker was open: `-`, `6.4s-17.2s`, or `0.8s-` when still open at the end.
+fn open_column(u: &UpstreamSummary) -> String {
     if u.open_periods.is_empty() {
-        let worst = u.tally.longest_failure_run;
-        return match (worst, u.threshold) {
-            (0, _) => "never opened".to_owned(),
-            (n, Some(t)) => format!("never opened (worst run {n}/{t} failures)"),
-            (n, None) => format!("never opened (worst run {n} failures)"),
-        };
+        return "-".to_owned();
     }
     let periods: Vec<String> = u
         .open_periods
         .iter()
         .map(|p| match p.closed {
-            Some(closed) => format!("open {}-{}", secs(p.opened), secs(closed)),
-            None => format!("open from {}, {} at the end", secs(p.opened), u.state),
+            Some(closed) => format!("{}-{}", secs(p.opened), secs(closed)),
+            None => format!("{}-", secs(p.opened)),
         })
         .collect();
-    let mut story = periods.join(", ");
-    if u.health_checks > 0 {
-        story.push_str(&format!(
-            "; {} health check{}",
-            u.health_checks,
-            if u.health_checks == 1 { "" } else { "s" }
-        ));
-    }
-    story
+    periods.join(", ")
 }
 
 #[cfg(test)]
@@ -464,7 +480,7 @@ mod tests {
         assert_eq!(u.server_requests, 3);
         assert_eq!(u.server_requests_while_open, 1, "the one at 13 s");
         assert_eq!(u.health_checks, 1);
-        assert_eq!(breaker_story(&u), "open 7.0s-18.0s; 1 health check");
+        assert_eq!(open_column(&u), "7.0s-18.0s");
     }
 
     #[test]
