@@ -53,6 +53,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .build()?;
     let client = ClientBuilder::new(http).with(retry).with(breakers).build();
 
+    // MusicBrainz is down: its first request fails 3 times (once, then twice retried), which
+    // opens its breaker (3 failures in a row), so the next retry, and every later request, is
+    // rejected without leaving the client.
     for url in [
         "http://api.spotify.com/v1/search?q=daft&type=track",
         "http://musicbrainz.org/ws/2/recording/d8e3d1b3?fmt=json",
@@ -66,7 +69,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             ),
             Err(err) => match circuit_open(&err) {
                 Some(open) => println!(
-                    "{url}\n  -> rejected at once: the {} breaker is open (retry in {}s)",
+                    "{url}\n  -> rejected by the open {} breaker (retry in {}s)",
                     open.breaker(),
                     open.retry_after().unwrap_or_default().as_secs()
                 ),
