@@ -24,6 +24,8 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 export PROPTEST_CASES="${PROPTEST_CASES:-100}"
+output="${MUTANTS_OUTPUT:-target/mutants}"
+mkdir -p "$output"
 export CARGO_TERM_COLOR=never
 
 exec nice -n 19 cargo mutants \
@@ -33,5 +35,5 @@ exec nice -n 19 cargo mutants \
     --jobs 1 \
     --timeout 120 \
     --build-timeout 600 \
-    --output "${MUTANTS_OUTPUT:-target/mutants}" \
+    --output "$output" \
     "$@"
