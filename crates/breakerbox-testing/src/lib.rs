@@ -10,10 +10,16 @@
 //!
 //! assert_eq!(breakerbox_testing::allocations_in(|| hot_path()), 0);
 //! ```
+//!
+//! [`Peak`] is a global allocator that keeps the process's live heap bytes and their high-water
+//! mark, for the tests that prove memory stays bounded ([`heap_bytes`], [`peak_heap_bytes`],
+//! [`reset_peak_heap`]); [`peak_rss_bytes`] reads the kernel's high-water mark of the resident
+//! set.
 #![allow(unsafe_code)] // the allocator; it only forwards to the system allocator
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 #[cfg(feature = "net")]
 pub use net::drop_first_connection;
@@ -108,4 +114,88 @@ pub fn allocations_in(f: impl FnOnce()) -> usize {
     f();
     COUNTING.with(|c| c.set(false));
     ALLOCATIONS.with(Cell::get) - before
+}
+
+/// A global allocator that forwards to [`System`] and keeps, for the whole process, the bytes
+/// currently allocated and the most ever allocated at once (since [`reset_peak_heap`]). Two
+/// relaxed atomic operations per allocation: fine for tests, not for benchmarks.
+#[derive(Debug)]
+pub struct Peak;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(bytes: usize) {
+    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
+    PEAK.fetch_max(live, Ordering::Relaxed);
+}
+
+fn shrank(bytes: usize) {
+    LIVE.fetch_sub(bytes, Ordering::Relaxed);
+}
+
+// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
+// guarantees are ours; the bookkeeping only touches two static atomics and never allocates.
+unsafe impl GlobalAlloc for Peak {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
+        let ptr = unsafe { System.alloc(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as above.
+        let ptr = unsafe { System.alloc_zeroed(layout) };
+        if !ptr.is_null() {
+            grew(layout.size());
+        }
+        ptr
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
+        let moved = unsafe { System.realloc(ptr, layout, new_size) };
+        if !moved.is_null() {
+            if new_size >= layout.size() {
+                grew(new_size - layout.size());
+            } else {
+                shrank(layout.size() - new_size);
+            }
+        }
+        moved
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: as above.
+        unsafe { System.dealloc(ptr, layout) };
+        shrank(layout.size());
+    }
+}
+
+/// The heap bytes allocated right now. Counts only in a binary whose global allocator is
+/// [`Peak`]; elsewhere it reads 0.
+pub fn heap_bytes() -> usize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+/// The most heap bytes allocated at once since the last [`reset_peak_heap`] (or the start).
+pub fn peak_heap_bytes() -> usize {
+    PEAK.load(Ordering::Relaxed)
+}
+
+/// Starts a new high-water mark from the bytes allocated now.
+pub fn reset_peak_heap() {
+    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
+}
+
+/// The resident set's high-water mark of this process (`VmHWM` in `/proc/self/status`), where
+/// the kernel reports it (Linux).
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

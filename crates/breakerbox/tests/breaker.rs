@@ -258,6 +258,28 @@ fn open_jitter_only_shortens_within_its_fraction() {
     assert!(seen.len() > 1, "jitter varies the open duration");
 }
 
+/// Regression (found by tests/hostile.rs): an open duration within 2048 s of 2^64 s (valid, and
+/// reached by growth when `max_open_duration` is that long) with a tiny `open_jitter` panicked on
+/// the trip: its float seconds round up to 2^64, which `Duration::mul_f64` cannot convert back.
+#[test]
+fn open_jitter_on_the_longest_open_duration_trips_without_panicking() {
+    let longest = Duration::from_secs(u64::MAX);
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(longest)
+        .open_backoff(2.0, Duration::MAX)
+        .open_jitter(1e-300)
+        .build()
+        .unwrap();
+    let (b, _) = breaker(config);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    let rejected = b
+        .try_acquire()
+        .expect_err("open for the longest time the clock can count");
+    assert_eq!(rejected.retry_after(), Some(Duration::from_nanos(u64::MAX)));
+}
+
 #[test]
 fn half_open_admits_at_most_max_calls_and_needs_success_threshold() {
     let config = BreakerConfig::builder()

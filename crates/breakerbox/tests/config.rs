@@ -286,6 +286,46 @@ fn toml_rejects_unknown_keys_bad_durations_and_true_thresholds() {
     }
 }
 
+/// Regression (found by tests/hostile.rs): serde's derive read a table written as an array by
+/// position, so `defaults = [5, 0.5]` loaded as 5 consecutive failures and a 0.5 failure rate.
+/// Every config table now refuses an array as the wrong type, pointing at it.
+#[test]
+fn tables_written_as_arrays_are_refused_where_they_stand() {
+    for (text, line) in [
+        ("defaults = [5, 0.5]", "defaults = [5, 0.5]"),
+        ("retry = [1]", "retry = [1]"),
+        (
+            "breakers = [[\"a\", { host = \"a.com\" }]]",
+            "breakers = [[",
+        ),
+        (
+            "[defaults]\nwindow = [\"count\", 5]",
+            "window = [\"count\", 5]",
+        ),
+        (
+            "[[breakers]]\nname = \"a\"\nmatch = [\"a.com\"]",
+            "match = [\"a.com\"]",
+        ),
+        (
+            "[[breakers]]\nname = \"a\"\nmatch = { host = \"a.com\" }\nwindow = [\"count\", 5]",
+            "window = [",
+        ),
+    ] {
+        let message = toml_error(text).to_string();
+        assert!(
+            message.contains("invalid type: sequence, expected a table") && message.contains(line),
+            "{text}: {message}"
+        );
+    }
+    let retry = toml::from_str::<breakerbox::RetryConfig>("budget = { ttl = \"5s\" }").unwrap();
+    assert_eq!(
+        retry.budget().unwrap().ttl(),
+        Duration::from_secs(5),
+        "tables still load"
+    );
+    assert!(BreakerConfig::from_toml("window = [\"count\", 5]").is_err());
+}
+
 #[test]
 fn box_builder_validates_rules_against_the_defaults() {
     let err = BoxConfig::builder()

@@ -838,7 +838,8 @@ fn check(
 
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: 10_000,
+        // PROPTEST_CASES overrides it (scripts/mutants.sh runs fewer).
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000),
         // Failures become hand-written tests below rather than files in the source tree.
         failure_persistence: None,
         ..ProptestConfig::default()

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 use tower::{BoxError, Service};
 
@@ -109,7 +110,7 @@ where
                     });
                     match decision {
                         RetryDecision::Retry { after, .. } if retry.request.is_some() => {
-                            let deadline = Instant::now() + after;
+                            let deadline = deadline_after(after);
                             match &mut retry.sleep {
                                 Some(sleep) => sleep.as_mut().reset(deadline),
                                 None => {
@@ -157,4 +158,13 @@ where
             .field("retrying", &self.retry.is_some())
             .finish_non_exhaustive()
     }
+}
+
+/// `after` from now, or tokio's own "far future" (30 years, what `tokio::time::sleep` uses)
+/// when that is past what an `Instant` can hold: a config may allow any wait (`max_delay` up to
+/// `Duration::MAX`, no `max_elapsed`), and a server may ask for any `Retry-After`.
+fn deadline_after(after: Duration) -> Instant {
+    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
+    let now = Instant::now();
+    now.checked_add(after).unwrap_or(now + FAR_FUTURE)
 }

@@ -222,6 +222,31 @@ async fn a_huge_retry_after_returns_the_response_without_sleeping() {
     assert_eq!(started.elapsed(), Duration::ZERO);
 }
 
+/// Regression (found by tests/hostile): with a config that allows any wait, a server's
+/// `Retry-After: 18446744073709551615` made the deadline overflow `Instant` and panic. The retry
+/// now waits (as long as a timer can) instead.
+#[tokio::test(start_paused = true)]
+async fn an_endless_retry_after_under_an_unbounded_config_waits_without_panicking() {
+    let config = RetryConfig::builder()
+        .max_delay(Duration::MAX)
+        .max_elapsed(None)
+        .without_budget()
+        .build()
+        .unwrap();
+    let upstream = Upstream::new([
+        Answer::StatusWithRetryAfter(503, u64::MAX.to_string()),
+        Answer::Status(200),
+    ]);
+    let svc = RetryWithBackoffLayer::new(config)
+        .http()
+        .layer(upstream.clone());
+    let mut call = tokio_test::task::spawn(svc.oneshot(get()));
+    tokio_test::assert_pending!(call.poll(), "waiting out the Retry-After");
+    tokio::time::advance(Duration::from_secs(86_400 * 365)).await;
+    tokio_test::assert_pending!(call.poll(), "a year is not enough");
+    assert_eq!(upstream.hits(), 1);
+}
+
 #[tokio::test(start_paused = true)]
 async fn only_idempotent_requests_are_retried_unless_keyed_or_opted_in() {
     let post = || {

@@ -888,5 +888,8 @@ fn jitter(d: Duration, fraction: f64) -> Duration {
     if fraction == 0.0 {
         return d;
     }
-    d.mul_f64(1.0 - fraction * fastrand::f64())
+    // Not `Duration::mul_f64`: within 2048 s of 2^64 s, `as_secs_f64` rounds up to 2^64 and a
+    // factor of 1.0 (a tiny `fraction`) would panic converting back. Never longer than `d`.
+    let factor = 1.0 - fraction * fastrand::f64();
+    Duration::try_from_secs_f64(d.as_secs_f64() * factor).map_or(d, |shorter| shorter.min(d))
 }

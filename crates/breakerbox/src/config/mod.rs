@@ -99,6 +99,7 @@ pub struct BreakerConfig {
     #[serde(with = "duration")]
     pub(crate) slow_call_duration: Duration,
     pub(crate) minimum_calls: u32,
+    #[serde(deserialize_with = "table::deserialize")]
     pub(crate) window: WindowConfig,
     #[serde(with = "duration")]
     pub(crate) open_duration: Duration,
@@ -144,7 +145,7 @@ impl Serialize for BreakerConfig {
 
 impl<'de> Deserialize<'de> for BreakerConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let config = BreakerConfig::deserialize(d)?;
+        let config: BreakerConfig = table::deserialize(d)?;
         config.validate().map_err(serde::de::Error::custom)?;
         Ok(config)
     }
@@ -437,6 +438,82 @@ impl BreakerConfigBuilder {
     pub fn build(self) -> Result<BreakerConfig, InvalidConfig> {
         self.config.validate()?;
         Ok(self.config)
+    }
+}
+
+/// Config tables are read from maps only. serde's derive also reads a struct from a sequence,
+/// giving values to fields by position (`defaults = [5, 0.5]` would set `consecutive_failures`
+/// and `failure_rate`, by the order of the struct's fields); in a config file that is a wrong
+/// type, refused as one: "invalid type: sequence, expected a table".
+pub(crate) mod table {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, Visitor};
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    /// A config struct's own reading of a table: the derive's, before validation.
+    pub(crate) trait FromTable<'de>: Sized {
+        fn from_table<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error>;
+    }
+
+    pub(crate) fn deserialize<'de, D, T>(d: D) -> Result<T, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromTable<'de>,
+    {
+        struct TableVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: FromTable<'de>> Visitor<'de> for TableVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a table")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::from_table(de::value::MapAccessDeserializer::new(map))
+            }
+        }
+
+        d.deserialize_map(TableVisitor(PhantomData))
+    }
+
+    /// An optional table (absent means `None`, with `#[serde(default)]`).
+    pub(crate) fn option<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromTable<'de>,
+    {
+        deserialize(d).map(Some)
+    }
+
+    /// An array of tables.
+    pub(crate) fn vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
+    where
+        D: Deserializer<'de>,
+        T: FromTable<'de>,
+    {
+        struct Item<T>(T);
+
+        impl<'de, T: FromTable<'de>> Deserialize<'de> for Item<T> {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                deserialize(d).map(Item)
+            }
+        }
+
+        let items = Vec::<Item<T>>::deserialize(d)?;
+        Ok(items.into_iter().map(|Item(t)| t).collect())
+    }
+}
+
+impl<'de> table::FromTable<'de> for BreakerConfig {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BreakerConfig::deserialize(d) // the derive's, unchecked
+    }
+}
+
+impl<'de> table::FromTable<'de> for WindowConfig {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <WindowConfig as Deserialize>::deserialize(d)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The breaker box's config: defaults, one rule per named breaker, the cap.
 
-use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, toggle};
+use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, table, toggle};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -117,7 +117,7 @@ impl Match {
 #[serde(deny_unknown_fields)]
 pub struct BreakerRule {
     name: String,
-    #[serde(rename = "match")]
+    #[serde(rename = "match", deserialize_with = "table::deserialize")]
     matcher: Match,
     /// A URL a front end may GET as this upstream's health check while the breaker is open
     /// (with `probe_interval` set); a 2xx answer moves the breaker to HalfOpen early.
@@ -149,7 +149,11 @@ pub struct BreakerRule {
     slow_call_duration: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     minimum_calls: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "table::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     window: Option<WindowConfig>,
     #[serde(
         default,
@@ -329,8 +333,9 @@ pub struct BoxConfig {
     pub(crate) max_breakers: usize,
     pub(crate) overflow: Overflow,
     // Checked with the rest of the box, so an error names `defaults.<field>`.
-    #[serde(deserialize_with = "BreakerConfig::deserialize")]
+    #[serde(deserialize_with = "table::deserialize")]
     pub(crate) defaults: BreakerConfig,
+    #[serde(deserialize_with = "table::vec")]
     pub(crate) breakers: Vec<BreakerRule>,
     // Checked with the rest of the box, so an error names `retry.<field>`.
     #[serde(
@@ -356,7 +361,25 @@ impl Default for BoxConfig {
 fn retry_unchecked<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<crate::retry::RetryConfig>, D::Error> {
-    crate::retry::RetryConfig::deserialize(d).map(|retry| Some(retry.compiled()))
+    table::deserialize::<_, crate::retry::RetryConfig>(d).map(|retry| Some(retry.compiled()))
+}
+
+impl<'de> table::FromTable<'de> for BoxConfig {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BoxConfig::deserialize(d) // the derive's, unchecked
+    }
+}
+
+impl<'de> table::FromTable<'de> for BreakerRule {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <BreakerRule as Deserialize>::deserialize(d)
+    }
+}
+
+impl<'de> table::FromTable<'de> for Match {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <Match as Deserialize>::deserialize(d)
+    }
 }
 
 // === impl BoxConfig ===
@@ -371,7 +394,7 @@ impl Serialize for BoxConfig {
 
 impl<'de> Deserialize<'de> for BoxConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let config = BoxConfig::deserialize(d)?;
+        let config: BoxConfig = table::deserialize(d)?;
         config.validate().map_err(serde::de::Error::custom)?;
         Ok(config)
     }

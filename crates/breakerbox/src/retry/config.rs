@@ -98,10 +98,22 @@ impl Serialize for RetryConfig {
 
 impl<'de> Deserialize<'de> for RetryConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut config = RetryConfig::deserialize(d)?;
+        let mut config: RetryConfig = crate::config::table::deserialize(d)?;
         config.status_set = config.compile_statuses();
         config.validate().map_err(serde::de::Error::custom)?;
         Ok(config)
+    }
+}
+
+impl<'de> crate::config::table::FromTable<'de> for RetryConfig {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        RetryConfig::deserialize(d) // the derive's, unchecked
+    }
+}
+
+impl<'de> crate::config::table::FromTable<'de> for BudgetConfig {
+    fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        BudgetConfig::deserialize(d) // the derive's, unchecked
     }
 }
 
@@ -113,7 +125,7 @@ impl Serialize for BudgetConfig {
 
 impl<'de> Deserialize<'de> for BudgetConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let config = BudgetConfig::deserialize(d)?;
+        let config: BudgetConfig = crate::config::table::deserialize(d)?;
         config
             .validate()
             .map_err(|e| serde::de::Error::custom(e.within("budget")))?;
