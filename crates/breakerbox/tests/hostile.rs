@@ -1030,10 +1030,16 @@ fn retry_keys() -> Vec<(&'static str, Values)> {
 
 fn top_keys() -> Vec<(&'static str, Values)> {
     vec![
-        (
-            "max_breakers",
-            count(1, 100_000, &["9223372036854775807"], &["0", "1e3", "-5"]),
-        ),
+        ("max_breakers", {
+            // A `usize`, not a `u32` like the other counts: 2^32 is a (huge) valid cap.
+            let mut v = values(
+                (1u32..=100_000).prop_map(|n| n.to_string()).boxed(),
+                &["4294967296", "9223372036854775807"],
+                &["0", "-1", "-5", "1e3", "1.5", "\"5\"", "true"],
+            );
+            v.bad = prop_oneof![3 => v.bad, 1 => pick(WRONG_TYPES)].boxed();
+            v
+        }),
         (
             "overflow",
             values(
