@@ -456,6 +456,30 @@ proptest! {
     }
 }
 
+/// Found by the property above: an open duration past 2^53 ns grown by a multiplier of 1.0
+/// lost its last nanosecond in the round trip through `f64`, so a re-trip asked callers to wait
+/// less than `open_duration`.
+#[test]
+fn a_retrip_never_shortens_a_long_open_duration() {
+    let open = Duration::new(41_162_369, 498_810_248);
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(open)
+        .open_backoff(1.0, Duration::from_nanos(u64::MAX))
+        .build()
+        .expect("valid parameters");
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder("long", config)
+        .clock(Arc::new(clock.clone()))
+        .build();
+    breaker.try_acquire().expect("closed").record(Outcome::Failure);
+    clock.advance(open);
+    let trial = breaker.try_acquire().expect("a trial once the wait is over");
+    trial.record(Outcome::Failure);
+    let wait = breaker.try_acquire().unwrap_err().retry_after();
+    assert_eq!(wait, Some(open), "a multiplier of 1 keeps the open duration");
+}
+
 fn clock_now(clock: &ManualClock) -> Duration {
     breakerbox::clock::Clock::now(clock)
 }

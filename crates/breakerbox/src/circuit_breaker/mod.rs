@@ -873,13 +873,17 @@ impl Inner {
     }
 }
 
-/// The open duration after a re-trip: multiplied, capped.
+/// The open duration after a re-trip: multiplied, capped, and never shorter than `current`
+/// (the multiplier is at least 1, but a duration of more than 2^53 ns does not survive the
+/// round trip through `f64` to the nanosecond).
 fn grow(current: Duration, config: &BreakerConfig) -> Duration {
     let grown = current.as_secs_f64() * config.open_backoff_multiplier;
     if grown >= config.max_open_duration.as_secs_f64() {
         config.max_open_duration
     } else {
         Duration::from_secs_f64(grown)
+            .max(current)
+            .min(config.max_open_duration)
     }
 }
 
