@@ -88,6 +88,11 @@ mod enabled {
         }
 
         #[inline]
+        pub(crate) fn success(&self) {
+            self.success.increment(1);
+        }
+
+        #[inline]
         pub(crate) fn rejected(&self) {
             self.rejected.increment(1);
         }
@@ -127,6 +132,8 @@ mod disabled {
         }
         #[inline]
         pub(crate) fn call(&self, _outcome: Outcome, _duration: Option<Duration>) {}
+        #[inline]
+        pub(crate) fn success(&self) {}
         #[inline]
         pub(crate) fn rejected(&self) {}
         pub(crate) fn transition(&self, _from: State, _to: State) {}

@@ -548,6 +548,30 @@ impl Inner {
     /// Reports a permit's end: `None` when it was dropped without an outcome.
     #[inline]
     fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>) {
+        if outcome == Some(Outcome::Success)
+            && ticket.kind == TicketKind::Closed
+            && self.quiet_success(ticket.generation)
+        {
+            self.metrics.success();
+            return;
+        }
+        self.finish_slow(ticket, outcome);
+    }
+
+    /// Whether a success admitted in Closed at `generation` would change nothing: the breaker
+    /// is still in that Closed period, no run of failures is in progress, no duration is
+    /// measured, and the window (if any) is full of plain successes, which one more leaves as
+    /// it is. Healthy traffic takes this path: three loads, no write, nothing out of line.
+    #[inline]
+    fn quiet_success(&self, generation: u32) -> bool {
+        !self.measure
+            && self.state.load(Ordering::Acquire) == Word::new(CLOSED, generation, 0, 0).0
+            && self.run.load(Ordering::Relaxed) as u32 == 0
+            && self.window.as_ref().is_none_or(Window::is_clean)
+    }
+
+    #[inline(never)]
+    fn finish_slow(&self, ticket: &Ticket, outcome: Option<Outcome>) {
         if ticket.kind == TicketKind::Disabled {
             return;
         }

@@ -66,6 +66,16 @@ impl Window {
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, Window::Time(_))
     }
+
+    /// Whether one more plain success would leave the window exactly as it is: a count-based
+    /// window full of plain successes. (A time-based window always records: its buckets age.)
+    #[inline]
+    pub(crate) fn is_clean(&self) -> bool {
+        match self {
+            Window::Count(w) => w.totals.load(Ordering::Acquire) == w.size,
+            Window::Time(_) => false,
+        }
+    }
 }
 
 // === impl CountWindow ===
