@@ -10,7 +10,9 @@ use failsafe::failure_policy::{
 };
 use failsafe::futures::CircuitBreaker as _;
 use failsafe::{FailurePolicy as _, backoff};
-use std::future::Ready;
+use std::future::{Ready, ready};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
@@ -133,8 +135,9 @@ where
 // === tower-resilience-circuitbreaker ===
 
 /// tower-resilience's `CircuitBreakerLayer` around the upstream: a 50% failure rate over the
-/// last 100 calls (at least 10); tripped with failing calls through the same layer when
-/// `open`.
+/// last 100 calls (at least 10). Each `layer` call makes a new circuit, so when `open` the
+/// service is tripped through its own upstream, switched to failing and back (a relaxed load
+/// per call, which this case alone pays).
 pub fn tower_resilience(
     open: bool,
 ) -> impl Service<Req, Response = u64, Error = impl std::fmt::Debug> + Clone + Send + 'static {
@@ -145,11 +148,22 @@ pub fn tower_resilience(
         .wait_duration_in_open(OPEN_FOR)
         .build()
         .expect("a valid tower-resilience config");
+    let failing = Arc::new(AtomicBool::new(false));
+    let fail = failing.clone();
+    let upstream = tower::service_fn(move |req: Req| {
+        ready(if fail.load(Ordering::Relaxed) {
+            Err(Failed)
+        } else {
+            Ok(req)
+        })
+    });
+    let mut svc = layer.layer(upstream);
     if open {
-        let mut failing = layer.layer(upstream(true));
+        failing.store(true, Ordering::Relaxed);
         for _ in 0..200 {
-            drive(&mut failing, 0);
+            drive(&mut svc, 0);
         }
+        failing.store(false, Ordering::Relaxed);
     }
-    layer.layer(upstream(false))
+    svc
 }

@@ -182,7 +182,7 @@ pub struct CircuitBreaker {
     inner: Arc<Inner>,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     name: Arc<str>,
     config: BreakerConfig,
     clock: SharedClock,
@@ -252,7 +252,9 @@ impl CircuitBreaker {
     /// `Err` means the call must not be made.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, CircuitOpen> {
-        self.inner.acquire().map(|ticket| Permit::new(self, ticket))
+        self.inner
+            .acquire()
+            .map(|ticket| Permit::new(&self.inner, ticket))
     }
 
     /// Like [`try_acquire`](Self::try_acquire), with a permit that owns a handle to the breaker,
@@ -472,21 +474,18 @@ impl Inner {
         if self.measure { self.now() } else { 0 }
     }
 
+    /// Admission. A healthy call (Closed, no duration measured) takes the two-load path inline;
+    /// everything else is out of line.
     #[inline]
     fn acquire(&self) -> Result<Ticket, CircuitOpen> {
         let w = self.word();
-        match w.kind() {
-            CLOSED | METRICS_ONLY => Ok(Ticket::new(
-                TicketKind::Closed,
-                w.generation(),
-                self.start(),
-            )),
-            DISABLED => Ok(Ticket::new(TicketKind::Disabled, w.generation(), 0)),
-            _ => self.acquire_slow(w),
+        if w.kind() == CLOSED && !self.measure {
+            return Ok(Ticket::new(TicketKind::Closed, w.generation(), 0));
         }
+        self.acquire_slow(w)
     }
 
-    #[cold]
+    #[inline(never)]
     fn acquire_slow(&self, mut w: Word) -> Result<Ticket, CircuitOpen> {
         loop {
             match w.kind() {
@@ -546,11 +545,11 @@ impl Inner {
     }
 
     /// Reports a permit's end: `None` when it was dropped without an outcome.
-    #[inline]
+    #[inline(always)]
     fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>) {
         if outcome == Some(Outcome::Success)
-            && ticket.kind == TicketKind::Closed
-            && self.quiet_success(ticket.generation)
+            && ticket.is_closed()
+            && self.quiet_success(ticket.generation())
         {
             self.metrics.success();
             return;
@@ -572,13 +571,13 @@ impl Inner {
 
     #[inline(never)]
     fn finish_slow(&self, ticket: &Ticket, outcome: Option<Outcome>) {
-        if ticket.kind == TicketKind::Disabled {
+        if ticket.kind() == TicketKind::Disabled {
             return;
         }
         let Some(outcome) = outcome else {
             self.metrics.call(Outcome::Ignored, None);
-            if ticket.kind == TicketKind::Trial {
-                self.release_trial(ticket.generation);
+            if ticket.kind() == TicketKind::Trial {
+                self.release_trial(ticket.generation());
             }
             return;
         };
@@ -588,9 +587,9 @@ impl Inner {
         self.metrics
             .call(outcome, duration.map(Duration::from_nanos));
         let slow = duration.is_some_and(|d| d >= self.slow_nanos);
-        match ticket.kind {
-            TicketKind::Closed => self.record_closed(ticket.generation, outcome, slow, now),
-            _ => self.record_trial(ticket.generation, outcome, slow),
+        match ticket.kind() {
+            TicketKind::Closed => self.record_closed(ticket.generation(), outcome, slow, now),
+            _ => self.record_trial(ticket.generation(), outcome, slow),
         }
     }
 

@@ -1,6 +1,6 @@
 //! Permits: admission tickets that report the call's outcome.
 
-use super::{CircuitBreaker, Outcome};
+use super::{CircuitBreaker, Inner, Outcome};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -13,24 +13,62 @@ pub(crate) enum TicketKind {
     Disabled,
 }
 
-/// What a permit needs to report: plain data, no reference to the breaker.
+/// What a permit needs to report: plain data, no reference to the breaker. Two whole words
+/// (kind, armed flag and generation packed in one), so that moving a permit through a front
+/// end's futures never stores a field narrower than the word it is read back as.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ticket {
-    pub(crate) kind: TicketKind,
-    /// The state generation at admission; an outcome from an older generation is stale.
-    pub(crate) generation: u32,
+    /// Bits 0..2 the kind, bit 2 armed (no outcome reported yet), bits 32..64 the state
+    /// generation at admission (an outcome from an older generation is stale).
+    tag: u64,
     /// The clock at admission (nanoseconds), when durations are measured.
     pub(crate) start: u64,
 }
 
+const KIND_MASK: u64 = 0b11;
+const ARMED: u64 = 0b100;
+
 impl Ticket {
     #[inline]
     pub(crate) fn new(kind: TicketKind, generation: u32, start: u64) -> Self {
+        let kind = match kind {
+            TicketKind::Closed => 0,
+            TicketKind::Trial => 1,
+            TicketKind::Disabled => 2,
+        };
         Self {
-            kind,
-            generation,
+            tag: kind | ARMED | u64::from(generation) << 32,
             start,
         }
+    }
+
+    #[inline]
+    pub(crate) fn kind(&self) -> TicketKind {
+        match self.tag & KIND_MASK {
+            0 => TicketKind::Closed,
+            1 => TicketKind::Trial,
+            _ => TicketKind::Disabled,
+        }
+    }
+
+    #[inline]
+    pub(crate) fn is_closed(&self) -> bool {
+        self.tag & KIND_MASK == 0
+    }
+
+    #[inline]
+    pub(crate) fn generation(&self) -> u32 {
+        (self.tag >> 32) as u32
+    }
+
+    #[inline]
+    fn armed(&self) -> bool {
+        self.tag & ARMED != 0
+    }
+
+    #[inline]
+    fn disarm(&mut self) {
+        self.tag &= !ARMED;
     }
 }
 
@@ -41,39 +79,34 @@ impl Ticket {
 /// trial slot, so no sequence of drops can leave the breaker stuck.
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
 pub struct Permit<'a> {
-    breaker: &'a CircuitBreaker,
+    inner: &'a Inner,
     ticket: Ticket,
-    armed: bool,
 }
 
 impl<'a> Permit<'a> {
     #[inline]
-    pub(crate) fn new(breaker: &'a CircuitBreaker, ticket: Ticket) -> Self {
-        Self {
-            breaker,
-            ticket,
-            armed: true,
-        }
+    pub(crate) fn new(inner: &'a Inner, ticket: Ticket) -> Self {
+        Self { inner, ticket }
     }
 
     /// Records the call's outcome; its duration is measured from admission.
-    #[inline]
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome) {
-        self.armed = false;
-        self.breaker.inner.finish(&self.ticket, Some(outcome));
+        self.ticket.disarm();
+        self.inner.finish(&self.ticket, Some(outcome));
     }
 
     /// Whether this permit holds one of HalfOpen's trial slots.
     pub fn is_trial(&self) -> bool {
-        self.ticket.kind == TicketKind::Trial
+        self.ticket.kind() == TicketKind::Trial
     }
 }
 
 impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
-            self.breaker.inner.finish(&self.ticket, None);
+        if self.ticket.armed() {
+            self.inner.finish(&self.ticket, None);
         }
     }
 }
@@ -81,7 +114,7 @@ impl Drop for Permit<'_> {
 impl fmt::Debug for Permit<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("breaker", &self.breaker.name())
+            .field("breaker", &&*self.inner.name)
             .field("trial", &self.is_trial())
             .finish()
     }
@@ -93,28 +126,23 @@ impl fmt::Debug for Permit<'_> {
 pub struct OwnedPermit {
     breaker: CircuitBreaker,
     ticket: Ticket,
-    armed: bool,
 }
 
 impl OwnedPermit {
     pub(crate) fn new(breaker: CircuitBreaker, ticket: Ticket) -> Self {
-        Self {
-            breaker,
-            ticket,
-            armed: true,
-        }
+        Self { breaker, ticket }
     }
 
     /// Records the call's outcome; its duration is measured from admission.
     #[inline]
     pub fn record(mut self, outcome: Outcome) {
-        self.armed = false;
+        self.ticket.disarm();
         self.breaker.inner.finish(&self.ticket, Some(outcome));
     }
 
     /// Whether this permit holds one of HalfOpen's trial slots.
     pub fn is_trial(&self) -> bool {
-        self.ticket.kind == TicketKind::Trial
+        self.ticket.kind() == TicketKind::Trial
     }
 
     /// The breaker that issued this permit.
@@ -126,7 +154,7 @@ impl OwnedPermit {
 impl Drop for OwnedPermit {
     #[inline]
     fn drop(&mut self) {
-        if self.armed {
+        if self.ticket.armed() {
             self.breaker.inner.finish(&self.ticket, None);
         }
     }
