@@ -472,12 +472,21 @@ fn a_retrip_never_shortens_a_long_open_duration() {
     let breaker = CircuitBreaker::builder("long", config)
         .clock(Arc::new(clock.clone()))
         .build();
-    breaker.try_acquire().expect("closed").record(Outcome::Failure);
+    breaker
+        .try_acquire()
+        .expect("closed")
+        .record(Outcome::Failure);
     clock.advance(open);
-    let trial = breaker.try_acquire().expect("a trial once the wait is over");
+    let trial = breaker
+        .try_acquire()
+        .expect("a trial once the wait is over");
     trial.record(Outcome::Failure);
     let wait = breaker.try_acquire().unwrap_err().retry_after();
-    assert_eq!(wait, Some(open), "a multiplier of 1 keeps the open duration");
+    assert_eq!(
+        wait,
+        Some(open),
+        "a multiplier of 1 keeps the open duration"
+    );
 }
 
 fn clock_now(clock: &ManualClock) -> Duration {
