@@ -18,6 +18,14 @@ use std::time::{Duration, Instant};
 pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// Time elapsed since this clock's origin.
     fn now(&self) -> Duration;
+
+    /// [`now`](Self::now) in whole nanoseconds, saturating at `u64::MAX` (584 years): what the
+    /// engine computes with. Override it when the clock can say it without building a
+    /// `Duration` first; it must agree with `now`.
+    #[inline]
+    fn now_nanos(&self) -> u64 {
+        nanos(self.now())
+    }
 }
 
 /// A clock shared by many breakers.

@@ -3,6 +3,7 @@ use crate::TokioClock;
 use crate::classify::{HttpStatus, OkIsSuccess};
 use crate::probe::Probe;
 use breakerbox::BreakerConfig;
+use breakerbox::circuit_breaker::BreakerName;
 use std::fmt;
 use std::sync::Arc;
 use tower::Layer;
@@ -26,7 +27,7 @@ impl CircuitBreakerLayer {
 
     /// A breaker named `name` (the name shows in errors, logs and metrics) with `config`,
     /// reading tokio's clock.
-    pub fn named(name: &str, config: BreakerConfig) -> Self {
+    pub fn named(name: impl Into<BreakerName>, config: BreakerConfig) -> Self {
         Self::from_breaker(
             breakerbox::CircuitBreaker::builder(name, config)
                 .clock(Arc::new(TokioClock::new()))

@@ -42,7 +42,9 @@ mod report;
 
 pub use report::{BoxSnapshot, Health, HealthStatus};
 
-use crate::circuit_breaker::{CircuitBreaker, CircuitOpen, Listener, OwnedPermit, TransitionEvent};
+use crate::circuit_breaker::{
+    BreakerName, CircuitBreaker, CircuitOpen, Listener, OwnedPermit, TransitionEvent,
+};
 use crate::clock::{MonotonicClock, SharedClock};
 use crate::config::{BoxConfig, BreakerConfig, BreakerRule, OVERFLOW_BREAKER, Overflow};
 use std::fmt;
@@ -300,11 +302,12 @@ impl BoxInner {
 
     fn rule_breaker(&self, i: usize) -> &CircuitBreaker {
         let slot = &self.rules[i];
-        slot.breaker
-            .get_or_init(|| self.register(self.build(slot.rule.name(), slot.config.clone())))
+        slot.breaker.get_or_init(|| {
+            self.register(self.build(slot.rule.name().to_owned(), slot.config.clone()))
+        })
     }
 
-    fn build(&self, name: &str, config: BreakerConfig) -> CircuitBreaker {
+    fn build(&self, name: impl Into<BreakerName>, config: BreakerConfig) -> CircuitBreaker {
         CircuitBreaker::builder(name, config)
             .clock(self.clock.clone())
             .listeners(&self.listeners)
@@ -364,7 +367,7 @@ impl BoxInner {
             return self.overflow().clone();
         }
         registry.per_target += 1;
-        let breaker = self.build(&target.breaker_name(), self.config.defaults.clone());
+        let breaker = self.build(target.breaker_name(), self.config.defaults.clone());
         registry.breakers.push(breaker.clone());
         let mut targets = known.map(|r| r.targets.clone()).unwrap_or_default();
         targets.push((

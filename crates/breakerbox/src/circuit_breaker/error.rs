@@ -1,8 +1,7 @@
 //! Error types.
 
-use super::State;
+use super::{BreakerName, State};
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// A call was rejected because its circuit breaker is not admitting calls.
@@ -24,13 +23,13 @@ use std::time::Duration;
 /// ```
 #[derive(Debug, Clone)]
 pub struct CircuitOpen {
-    breaker: Arc<str>,
+    breaker: BreakerName,
     state: State,
     retry_after: Option<Duration>,
 }
 
 impl CircuitOpen {
-    pub(crate) fn new(breaker: Arc<str>, state: State, retry_after: Option<Duration>) -> Self {
+    pub(crate) fn new(breaker: BreakerName, state: State, retry_after: Option<Duration>) -> Self {
         Self {
             breaker,
             state,

@@ -1,6 +1,6 @@
 //! Transition events.
 
-use super::State;
+use super::{BreakerName, State};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -89,7 +89,7 @@ impl fmt::Display for TransitionReason {
 #[non_exhaustive]
 pub struct TransitionEvent {
     /// The breaker's name.
-    pub breaker: Arc<str>,
+    pub breaker: BreakerName,
     /// The state it left.
     pub from: State,
     /// The state it entered.

@@ -62,6 +62,7 @@
 pub mod error;
 pub mod event;
 mod metrics;
+mod name;
 mod permit;
 mod probe;
 mod snapshot;
@@ -70,6 +71,7 @@ mod window;
 
 pub use error::CircuitOpen;
 pub use event::{Listener, TransitionEvent, TransitionReason};
+pub use name::BreakerName;
 pub use permit::{OwnedPermit, Permit};
 pub use probe::ProbeTicket;
 pub use snapshot::BreakerSnapshot;
@@ -183,7 +185,7 @@ pub struct CircuitBreaker {
 }
 
 pub(crate) struct Inner {
-    name: Arc<str>,
+    name: BreakerName,
     config: BreakerConfig,
     clock: SharedClock,
     /// `consecutive_failures`, or `u32::MAX` when the rule is off.
@@ -217,12 +219,12 @@ struct Control {
 impl CircuitBreaker {
     /// A breaker named `name` (the name shows in errors, logs, metrics and the status table)
     /// with the OS monotonic clock and no listeners.
-    pub fn new(name: impl Into<Arc<str>>, config: BreakerConfig) -> Self {
+    pub fn new(name: impl Into<BreakerName>, config: BreakerConfig) -> Self {
         Self::builder(name, config).build()
     }
 
     /// A builder, to set the clock, listeners and duration measurement.
-    pub fn builder(name: impl Into<Arc<str>>, config: BreakerConfig) -> Builder {
+    pub fn builder(name: impl Into<BreakerName>, config: BreakerConfig) -> Builder {
         Builder {
             name: name.into(),
             config,
@@ -365,7 +367,7 @@ impl fmt::Debug for CircuitBreaker {
 /// Builds a [`CircuitBreaker`].
 #[must_use]
 pub struct Builder {
-    name: Arc<str>,
+    name: BreakerName,
     config: BreakerConfig,
     clock: Option<SharedClock>,
     listeners: Vec<Listener>,
@@ -407,7 +409,7 @@ impl Builder {
         let clock = self
             .clock
             .unwrap_or_else(|| Arc::new(MonotonicClock::new()));
-        let now = nanos(clock.now());
+        let now = clock.now_nanos();
         let window = config.needs_window().then(|| match config.window {
             WindowConfig::Count { size } => Window::Count(CountWindow::new(size)),
             WindowConfig::Time { duration, buckets } => {
@@ -466,7 +468,7 @@ impl Inner {
 
     #[inline]
     fn now(&self) -> u64 {
-        nanos(self.clock.now())
+        self.clock.now_nanos()
     }
 
     #[inline]
@@ -481,6 +483,21 @@ impl Inner {
         let w = self.word();
         if w.kind() == CLOSED && !self.measure {
             return Ok(Ticket::new(TicketKind::Closed, w.generation(), 0));
+        }
+        if w.kind() == OPEN {
+            return self.acquire_open(w);
+        }
+        self.acquire_slow(w)
+    }
+
+    /// An Open breaker: within its open duration (the one path a failing upstream's callers
+    /// take again and again) one clock read and no write; past it, the move to HalfOpen.
+    #[inline(never)]
+    fn acquire_open(&self, w: Word) -> Result<Ticket, CircuitOpen> {
+        let until = self.open_until.load(Ordering::Acquire);
+        let now = self.now();
+        if now < until {
+            return Err(self.reject(State::Open, Some(Duration::from_nanos(until - now))));
         }
         self.acquire_slow(w)
     }

@@ -136,7 +136,7 @@ impl RetryBudget {
     }
 
     fn epoch(&self) -> u64 {
-        nanos(self.clock.now()) / self.bucket_nanos
+        self.clock.now_nanos() / self.bucket_nanos
     }
 
     fn slot(epoch: u64) -> usize {
