@@ -194,6 +194,8 @@ pub(crate) struct Inner {
     slow_nanos: u64,
     /// Whether admission reads the clock so that recording knows the call's duration.
     measure: bool,
+    /// Whether durations go to the `circuit_breaker_call_duration_seconds` histogram.
+    histogram: bool,
     state: AtomicU64,
     /// Failures in a row, tagged with the generation they belong to:
     /// `generation << 32 | count`. The tag makes an outcome admitted before a reset (or any
@@ -426,6 +428,7 @@ impl Builder {
             name: self.name,
             run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
             measure: slow_nanos != u64::MAX || histogram,
+            histogram,
             slow_nanos,
             clock,
             state: AtomicU64::new(Word::new(CLOSED, 0, 0, 0).0),
@@ -481,8 +484,12 @@ impl Inner {
     #[inline]
     fn acquire(&self) -> Result<Ticket, CircuitOpen> {
         let w = self.word();
-        if w.kind() == CLOSED && !self.measure {
-            return Ok(Ticket::new(TicketKind::Closed, w.generation(), 0));
+        if w.kind() == CLOSED {
+            return Ok(Ticket::new(
+                TicketKind::Closed,
+                w.generation(),
+                self.start(),
+            ));
         }
         if w.kind() == OPEN {
             return self.acquire_open(w);
@@ -564,24 +571,23 @@ impl Inner {
     /// Reports a permit's end: `None` when it was dropped without an outcome.
     #[inline(always)]
     fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>) {
-        if outcome == Some(Outcome::Success)
-            && ticket.is_closed()
-            && self.quiet_success(ticket.generation())
-        {
+        if outcome == Some(Outcome::Success) && ticket.is_closed() && self.quiet_success(ticket) {
             self.metrics.success();
             return;
         }
         self.finish_slow(ticket, outcome);
     }
 
-    /// Whether a success admitted in Closed at `generation` would change nothing: the breaker
-    /// is still in that Closed period, no run of failures is in progress, no duration is
-    /// measured, and the window (if any) is full of plain successes, which one more leaves as
-    /// it is. Healthy traffic takes this path: three loads, no write, nothing out of line.
+    /// Whether a success admitted in Closed would change nothing: the breaker is still in that
+    /// Closed period, no run of failures is in progress, the call was not slow (and no
+    /// histogram wants its duration), and the window (if any) is full of plain successes,
+    /// which one more leaves as it is. Healthy traffic takes this path: three loads (and one
+    /// clock read under a slow-call rule), no write, nothing out of line.
     #[inline]
-    fn quiet_success(&self, generation: u32) -> bool {
-        !self.measure
-            && self.state.load(Ordering::Acquire) == Word::new(CLOSED, generation, 0, 0).0
+    fn quiet_success(&self, ticket: &Ticket) -> bool {
+        (!self.measure
+            || (!self.histogram && self.now().saturating_sub(ticket.start) < self.slow_nanos))
+            && self.state.load(Ordering::Acquire) == Word::new(CLOSED, ticket.generation(), 0, 0).0
             && self.run.load(Ordering::Relaxed) as u32 == 0
             && self.window.as_ref().is_none_or(Window::is_clean)
     }
