@@ -147,11 +147,12 @@ fn page(
 ) -> Response<Full<Bytes>> {
     const JSON: &str = "application/json";
     match req.uri().path() {
-        "/metrics" => respond(
-            StatusCode::OK,
-            "text/plain; version=0.0.4",
-            metrics.render(),
-        ),
+        "/metrics" => {
+            // Breakers count calls per thread and publish them in batches: publish the rest
+            // so that every scrape is exact.
+            breakers.flush_metrics();
+            respond(StatusCode::OK, "text/plain; version=0.0.4", metrics.render())
+        }
         "/health" => {
             let health = breakers.health();
             let status = if health.is_healthy() {

@@ -157,6 +157,7 @@ fn call_durations_are_published_only_when_asked_for() {
     });
     for breaker in [&plain, &timed] {
         breaker.try_acquire().unwrap().record(Outcome::Success);
+        breaker.flush_metrics();
     }
     let calls = |published: &mut Published, breaker| {
         published.counter(
@@ -187,5 +188,64 @@ fn call_durations_are_published_only_when_asked_for() {
             ("result=ignored}".to_owned(), 0),
             ("result=success}".to_owned(), 1)
         ]
+    );
+}
+
+/// Calls reach `circuit_breaker_calls_total` in batches counted per thread (so that threads
+/// calling one breaker never contend on one counter); a flush, a snapshot or a state change
+/// publishes the rest, and nothing is lost or counted twice.
+#[test]
+fn calls_are_published_in_batches_and_flushed_exactly() {
+    let recorder = DebuggingRecorder::new();
+    let mut published = Published {
+        snapshotter: recorder.snapshotter(),
+        counters: HashMap::new(),
+        histograms: HashMap::new(),
+        state: None,
+    };
+    let breaker = metrics::with_local_recorder(&recorder, || {
+        CircuitBreaker::new("discogs", BreakerConfig::default())
+    });
+    let successes = |published: &mut Published| {
+        published.counter(
+            "circuit_breaker_calls_total",
+            &[("breaker", "discogs"), ("result", "success")],
+        )
+    };
+    breaker.try_acquire().unwrap().record(Outcome::Success);
+    assert_eq!(successes(&mut published), 0, "one call waits for its batch");
+    breaker.flush_metrics();
+    assert_eq!(successes(&mut published), 1);
+
+    // Four threads, 1,000 calls each, with snapshots racing them.
+    std::thread::scope(|scope| {
+        for _ in 0..4 {
+            scope.spawn(|| {
+                for i in 0..1_000 {
+                    breaker.try_acquire().unwrap().record(Outcome::Success);
+                    if i % 300 == 0 {
+                        let _ = breaker.snapshot();
+                    }
+                }
+            });
+        }
+    });
+    // At most 31 calls wait in each of at most 9 stripes (8 threads' own and the shared one).
+    let batched = successes(&mut published);
+    assert!(
+        (4_001 - 31 * 9..=4_001).contains(&batched),
+        "batches are published as they fill: {batched}"
+    );
+    let _ = breaker.snapshot();
+    assert_eq!(
+        successes(&mut published),
+        4_001,
+        "a snapshot publishes the rest"
+    );
+    breaker.flush_metrics();
+    assert_eq!(
+        successes(&mut published),
+        4_001,
+        "nothing is published twice"
     );
 }

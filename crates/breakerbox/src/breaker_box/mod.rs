@@ -239,6 +239,15 @@ impl BreakerBox {
     pub fn health(&self) -> Health {
         self.snapshot().health()
     }
+
+    /// Publishes every call counted so far by every breaker to `circuit_breaker_calls_total`
+    /// (see [`CircuitBreaker::flush_metrics`]); [`snapshot`](Self::snapshot) and
+    /// [`health`](Self::health) do it too.
+    pub fn flush_metrics(&self) {
+        for breaker in self.breakers() {
+            breaker.flush_metrics();
+        }
+    }
 }
 
 impl fmt::Display for BreakerBox {

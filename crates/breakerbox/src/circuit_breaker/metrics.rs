@@ -2,7 +2,14 @@
 //!
 //! Handles are resolved once, when the breaker is built, from whatever recorder is installed at
 //! that moment: install the recorder (a Prometheus exporter, say) before building breakers. Per
-//! call the breaker only bumps a resolved handle; it never formats a label.
+//! call the breaker never formats a label.
+//!
+//! `circuit_breaker_calls_total` is counted per thread and published in batches ([`stripes`]),
+//! so that the calls of many threads through one breaker never meet on one atomic counter. A
+//! state change, a snapshot and [`flush`](BreakerMetrics::flush) publish what is pending.
+
+#[cfg(feature = "metrics")]
+mod stripes;
 
 use super::{Outcome, State};
 
@@ -13,6 +20,7 @@ pub(crate) use enabled::BreakerMetrics;
 
 #[cfg(feature = "metrics")]
 mod enabled {
+    use super::stripes;
     use super::*;
     use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
     use std::time::Duration;
@@ -20,6 +28,7 @@ mod enabled {
     #[derive(Debug)]
     pub(crate) struct BreakerMetrics {
         name: String,
+        calls: stripes::CallCounts,
         state: Gauge,
         success: Counter,
         failure: Counter,
@@ -56,6 +65,7 @@ mod enabled {
                 )
             };
             let m = Self {
+                calls: stripes::CallCounts::new(),
                 tripped: transitions(State::Closed, State::Open),
                 half_opened: transitions(State::Open, State::HalfOpen),
                 reopened: transitions(State::HalfOpen, State::Open),
@@ -74,14 +84,23 @@ mod enabled {
             m
         }
 
+        fn counter(&self, result: usize) -> &Counter {
+            match result {
+                stripes::SUCCESS => &self.success,
+                stripes::FAILURE => &self.failure,
+                stripes::IGNORED => &self.ignored,
+                _ => &self.rejected,
+            }
+        }
+
         #[inline]
         pub(crate) fn call(&self, outcome: Outcome, duration: Option<Duration>) {
-            let (count, seconds) = match outcome {
-                Outcome::Success => (&self.success, &self.success_seconds),
-                Outcome::Failure => (&self.failure, &self.failure_seconds),
-                Outcome::Ignored => (&self.ignored, &self.ignored_seconds),
+            let (result, seconds) = match outcome {
+                Outcome::Success => (stripes::SUCCESS, &self.success_seconds),
+                Outcome::Failure => (stripes::FAILURE, &self.failure_seconds),
+                Outcome::Ignored => (stripes::IGNORED, &self.ignored_seconds),
             };
-            count.increment(1);
+            self.calls.add(result, |r, n| self.counter(r).increment(n));
             if let Some(d) = duration {
                 seconds.record(d.as_secs_f64());
             }
@@ -89,17 +108,25 @@ mod enabled {
 
         #[inline]
         pub(crate) fn success(&self) {
-            self.success.increment(1);
+            self.calls
+                .add(stripes::SUCCESS, |r, n| self.counter(r).increment(n));
         }
 
         #[inline]
         pub(crate) fn rejected(&self) {
-            self.rejected.increment(1);
+            self.calls
+                .add(stripes::REJECTED, |r, n| self.counter(r).increment(n));
+        }
+
+        /// Publishes every call counted so far.
+        pub(crate) fn flush(&self) {
+            self.calls.flush(|r, n| self.counter(r).increment(n));
         }
 
         /// Slow path. Operator transitions (forced open, reset, …) resolve their counter on the
-        /// spot, from the global recorder.
+        /// spot, from the global recorder. The calls counted so far are published first.
         pub(crate) fn transition(&self, from: State, to: State) {
+            self.flush();
             match (from, to) {
                 (State::Closed, State::Open) => self.tripped.increment(1),
                 (State::Open, State::HalfOpen) => self.half_opened.increment(1),
@@ -136,6 +163,7 @@ mod disabled {
         pub(crate) fn success(&self) {}
         #[inline]
         pub(crate) fn rejected(&self) {}
+        pub(crate) fn flush(&self) {}
         pub(crate) fn transition(&self, _from: State, _to: State) {}
     }
 }

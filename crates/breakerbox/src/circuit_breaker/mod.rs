@@ -345,8 +345,23 @@ impl CircuitBreaker {
     }
 
     /// A point-in-time report of the breaker, serde-serializable.
+    ///
+    /// It also publishes the calls counted since the last publication to
+    /// `circuit_breaker_calls_total` (see [`flush_metrics`](Self::flush_metrics)).
     pub fn snapshot(&self) -> BreakerSnapshot {
+        self.inner.metrics.flush();
         BreakerSnapshot::of(self)
+    }
+
+    /// Publishes every call counted so far to `circuit_breaker_calls_total`.
+    ///
+    /// Calls are counted per thread and reach the recorder in batches of up to 32 per thread
+    /// and result, so that the threads calling one breaker never contend on one counter; every
+    /// state change, every [`snapshot`](Self::snapshot) and dropping the breaker publish the
+    /// rest. Call this before rendering a scrape when exact counts matter (a test, a
+    /// low-traffic breaker); a Prometheus `rate()` over minutes does not need it.
+    pub fn flush_metrics(&self) {
+        self.inner.metrics.flush();
     }
 
     /// Whether two handles share one breaker.
@@ -462,6 +477,12 @@ impl fmt::Debug for Builder {
 }
 
 // === impl Inner ===
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.metrics.flush();
+    }
+}
 
 impl Inner {
     #[inline]
