@@ -5,6 +5,10 @@
 //!
 //! `cargo bench -p breakerbox-benches --bench end_to_end`
 //! (`BREAKERBOX_E2E_ROUNDS` and `BREAKERBOX_E2E_SECS` change the rounds and their length.)
+//!
+//! On a shared machine the rates are noisy; instructions are not. `BREAKERBOX_E2E_ONLY=bare`
+//! (or `breakerbox`) with `BREAKERBOX_E2E_REQUESTS=N` makes exactly N requests with one client
+//! and nothing else, to run under `valgrind --tool=callgrind` and divide by N.
 
 use breakerbox::{BoxConfig, RetryConfig};
 use breakerbox_reqwest::{CircuitBreakerMiddleware, RetryMiddleware};
@@ -37,7 +41,7 @@ fn main() {
         .build()
         .expect("the server's runtime");
     let addr = server.block_on(serve());
-    let client = tokio::runtime::Builder::new_multi_thread()
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
@@ -49,8 +53,19 @@ fn main() {
         .with(RetryMiddleware::new(RetryConfig::default()))
         .with(CircuitBreakerMiddleware::new(BoxConfig::default()))
         .build();
+    if let Ok(only) = std::env::var("BREAKERBOX_E2E_ONLY") {
+        let requests: u64 = env_or("BREAKERBOX_E2E_REQUESTS", 10_000);
+        let client = match only.as_str() {
+            "bare" => &bare,
+            "breakerbox" => &stacked,
+            other => panic!("BREAKERBOX_E2E_ONLY is bare or breakerbox, not {other}"),
+        };
+        client_rt.block_on(count(client, &url, requests));
+        println!("end_to_end/{only}: {requests} requests");
+        return;
+    }
     let (mut bare_rates, mut stack_rates) = (Vec::new(), Vec::new());
-    client.block_on(async {
+    client_rt.block_on(async {
         // Warm both clients' connection pools.
         run(&bare, &url, 0.3).await;
         run(&stacked, &url, 0.3).await;
@@ -98,6 +113,29 @@ async fn run(client: &ClientWithMiddleware, url: &Arc<str>, secs: f64) -> f64 {
         w.await.expect("a worker");
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Exactly `requests` requests of `client` at concurrency 32; every answer must be a 200.
+async fn count(client: &ClientWithMiddleware, url: &Arc<str>, requests: u64) {
+    let left = Arc::new(AtomicU64::new(requests));
+    let workers: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let (client, url, left) = (client.clone(), url.clone(), left.clone());
+            tokio::spawn(async move {
+                while left
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                    .is_ok()
+                {
+                    let response = client.get(&*url).send().await.expect("a loopback answer");
+                    assert_eq!(response.status(), 200);
+                    response.bytes().await.expect("a body");
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.expect("a worker");
+    }
 }
 
 /// A hyper HTTP/1.1 server on 127.0.0.1 answering every request `200` with a small JSON body.
