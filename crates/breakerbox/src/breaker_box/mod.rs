@@ -115,6 +115,8 @@ pub struct BreakerBox {
 
 struct BoxInner {
     config: BoxConfig,
+    /// `config.defaults`, shared by every per-target breaker (and the overflow one).
+    defaults: Arc<BreakerConfig>,
     rules: Vec<RuleSlot>,
     /// Known hosts (lowercase) and how their requests are routed.
     /// Hashed with foldhash (randomly seeded): SipHash cost more than the rest of a lookup, and
@@ -134,7 +136,7 @@ struct BoxInner {
 
 struct RuleSlot {
     rule: BreakerRule,
-    config: BreakerConfig,
+    config: Arc<BreakerConfig>,
     breaker: OnceLock<CircuitBreaker>,
 }
 
@@ -316,8 +318,8 @@ impl BoxInner {
         })
     }
 
-    fn build(&self, name: impl Into<BreakerName>, config: BreakerConfig) -> CircuitBreaker {
-        CircuitBreaker::builder(name, config)
+    fn build(&self, name: impl Into<BreakerName>, config: Arc<BreakerConfig>) -> CircuitBreaker {
+        CircuitBreaker::builder_shared(name, config)
             .clock(self.clock.clone())
             .listeners(&self.listeners)
             .call_duration_histogram(self.call_duration_histogram)
@@ -376,7 +378,7 @@ impl BoxInner {
             return self.overflow().clone();
         }
         registry.per_target += 1;
-        let breaker = self.build(target.breaker_name(), self.config.defaults.clone());
+        let breaker = self.build(target.breaker_name(), self.defaults.clone());
         registry.breakers.push(breaker.clone());
         let mut targets = known.map(|r| r.targets.clone()).unwrap_or_default();
         targets.push((
@@ -414,7 +416,7 @@ impl BoxInner {
             );
         }
         self.overflow.get_or_init(|| {
-            let breaker = self.build(OVERFLOW_BREAKER, self.config.defaults.clone());
+            let breaker = self.build(OVERFLOW_BREAKER, self.defaults.clone());
             if self.config.overflow == Overflow::MetricsOnly {
                 breaker.metrics_only();
             }
@@ -461,7 +463,7 @@ impl BoxBuilder {
             .rules()
             .iter()
             .map(|rule| RuleSlot {
-                config: rule.merged(config.defaults()),
+                config: Arc::new(rule.merged(config.defaults())),
                 rule: rule.clone(),
                 breaker: OnceLock::new(),
             })
@@ -479,6 +481,7 @@ impl BoxBuilder {
                 overflow: OnceLock::new(),
                 overflow_warned: AtomicBool::new(false),
                 full: AtomicBool::new(false),
+                defaults: Arc::new(config.defaults().clone()),
                 config,
             }),
         }

@@ -11,7 +11,7 @@
 #[cfg(feature = "metrics")]
 mod stripes;
 
-use super::{Outcome, State};
+use super::{BreakerName, Outcome, State};
 
 #[cfg(not(feature = "metrics"))]
 pub(crate) use disabled::BreakerMetrics;
@@ -27,16 +27,15 @@ mod enabled {
 
     #[derive(Debug)]
     pub(crate) struct BreakerMetrics {
-        name: String,
+        name: BreakerName,
         calls: stripes::CallCounts,
         state: Gauge,
         success: Counter,
         failure: Counter,
         rejected: Counter,
         ignored: Counter,
-        success_seconds: Histogram,
-        failure_seconds: Histogram,
-        ignored_seconds: Histogram,
+        /// Success, failure and ignored call durations, when measured.
+        seconds: Option<Box<[Histogram; 3]>>,
         /// The four automatic transitions, resolved up front so that their series exist (at 0)
         /// from the start and come from the same recorder as the rest.
         tripped: Counter,
@@ -48,18 +47,14 @@ mod enabled {
     impl BreakerMetrics {
         /// Resolves the handles; the duration histograms only when `durations` are measured, so
         /// that a breaker without them exports no empty series.
-        pub(crate) fn new(name: &str, state: State, durations: bool) -> Self {
-            let calls = |result: &'static str| counter!("circuit_breaker_calls_total", "breaker" => name.to_owned(), "result" => result);
-            let seconds = |result: &'static str| match durations {
-                true => {
-                    histogram!("circuit_breaker_call_duration_seconds", "breaker" => name.to_owned(), "result" => result)
-                }
-                false => Histogram::noop(),
-            };
+        pub(crate) fn new(name: BreakerName, state: State, durations: bool) -> Self {
+            let label = || name.to_string();
+            let calls = |result: &'static str| counter!("circuit_breaker_calls_total", "breaker" => label(), "result" => result);
+            let seconds = |result: &'static str| histogram!("circuit_breaker_call_duration_seconds", "breaker" => label(), "result" => result);
             let transitions = |from: State, to: State| {
                 counter!(
                     "circuit_breaker_transitions_total",
-                    "breaker" => name.to_owned(),
+                    "breaker" => label(),
                     "from" => from.as_str(),
                     "to" => to.as_str()
                 )
@@ -70,15 +65,15 @@ mod enabled {
                 half_opened: transitions(State::Open, State::HalfOpen),
                 reopened: transitions(State::HalfOpen, State::Open),
                 closed: transitions(State::HalfOpen, State::Closed),
-                name: name.to_owned(),
-                state: gauge!("circuit_breaker_state", "breaker" => name.to_owned()),
+                state: gauge!("circuit_breaker_state", "breaker" => label()),
                 success: calls("success"),
                 failure: calls("failure"),
                 rejected: calls("rejected"),
                 ignored: calls("ignored"),
-                success_seconds: seconds("success"),
-                failure_seconds: seconds("failure"),
-                ignored_seconds: seconds("ignored"),
+                seconds: durations.then(|| {
+                    Box::new([seconds("success"), seconds("failure"), seconds("ignored")])
+                }),
+                name,
             };
             m.state.set(state.gauge_value());
             m
@@ -95,14 +90,14 @@ mod enabled {
 
         #[inline]
         pub(crate) fn call(&self, outcome: Outcome, duration: Option<Duration>) {
-            let (result, seconds) = match outcome {
-                Outcome::Success => (stripes::SUCCESS, &self.success_seconds),
-                Outcome::Failure => (stripes::FAILURE, &self.failure_seconds),
-                Outcome::Ignored => (stripes::IGNORED, &self.ignored_seconds),
+            let result = match outcome {
+                Outcome::Success => stripes::SUCCESS,
+                Outcome::Failure => stripes::FAILURE,
+                Outcome::Ignored => stripes::IGNORED,
             };
             self.calls.add(result, |r, n| self.counter(r).increment(n));
-            if let Some(d) = duration {
-                seconds.record(d.as_secs_f64());
+            if let (Some(d), Some(seconds)) = (duration, &self.seconds) {
+                seconds[result].record(d.as_secs_f64());
             }
         }
 
@@ -134,7 +129,7 @@ mod enabled {
                 (State::HalfOpen, State::Closed) => self.closed.increment(1),
                 _ => counter!(
                     "circuit_breaker_transitions_total",
-                    "breaker" => self.name.clone(),
+                    "breaker" => self.name.to_string(),
                     "from" => from.as_str(),
                     "to" => to.as_str()
                 )
@@ -154,7 +149,7 @@ mod disabled {
     pub(crate) struct BreakerMetrics;
 
     impl BreakerMetrics {
-        pub(crate) fn new(_name: &str, _state: State, _durations: bool) -> Self {
+        pub(crate) fn new(_name: BreakerName, _state: State, _durations: bool) -> Self {
             BreakerMetrics
         }
         #[inline]

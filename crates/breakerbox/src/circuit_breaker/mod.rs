@@ -186,7 +186,8 @@ pub struct CircuitBreaker {
 
 pub(crate) struct Inner {
     name: BreakerName,
-    config: BreakerConfig,
+    /// Shared by the breakers a `BreakerBox` makes from one config.
+    config: Arc<BreakerConfig>,
     clock: SharedClock,
     /// `consecutive_failures`, or `u32::MAX` when the rule is off.
     run_threshold: u32,
@@ -227,6 +228,14 @@ impl CircuitBreaker {
 
     /// A builder, to set the clock, listeners and duration measurement.
     pub fn builder(name: impl Into<BreakerName>, config: BreakerConfig) -> Builder {
+        Self::builder_shared(name, Arc::new(config))
+    }
+
+    /// A builder for breakers that share one config (a box's per-host breakers).
+    pub(crate) fn builder_shared(
+        name: impl Into<BreakerName>,
+        config: Arc<BreakerConfig>,
+    ) -> Builder {
         Builder {
             name: name.into(),
             config,
@@ -385,7 +394,7 @@ impl fmt::Debug for CircuitBreaker {
 #[must_use]
 pub struct Builder {
     name: BreakerName,
-    config: BreakerConfig,
+    config: Arc<BreakerConfig>,
     clock: Option<SharedClock>,
     listeners: Vec<Listener>,
     duration_histogram: bool,
@@ -439,7 +448,7 @@ impl Builder {
         };
         let histogram = self.duration_histogram && cfg!(feature = "metrics");
         let inner = Inner {
-            metrics: BreakerMetrics::new(&self.name, State::Closed, histogram),
+            metrics: BreakerMetrics::new(self.name.clone(), State::Closed, histogram),
             name: self.name,
             run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
             measure: slow_nanos != u64::MAX || histogram,

@@ -60,13 +60,13 @@ fn thread_number() -> usize {
     NUMBER.try_with(|n| *n).unwrap_or(usize::MAX)
 }
 
-/// Threads with a stripe of their own: the machine's parallelism plus two (the main thread and
-/// one more), at most [`MAX_OWNED`].
+/// Threads with a stripe of their own: as many as the machine runs at once (a runtime's
+/// workers), at most [`MAX_OWNED`]. Each costs a breaker a cache line; later threads share one.
 fn owned_stripes() -> usize {
     static OWNED: OnceLock<usize> = OnceLock::new();
     *OWNED.get_or_init(|| {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        (cores + 2).min(MAX_OWNED)
+        cores.clamp(1, MAX_OWNED)
     })
 }
 
