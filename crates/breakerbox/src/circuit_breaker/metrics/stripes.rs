@@ -98,7 +98,8 @@ impl CallCounts {
                 stripe.counts[result].fetch_add(1, Ordering::Relaxed) + 1,
             )
         };
-        if count - stripe.published[result].load(Ordering::Relaxed) >= BATCH {
+        // Saturating: on the shared stripe a flush may already have published past `count`.
+        if count.saturating_sub(stripe.published[result].load(Ordering::Relaxed)) >= BATCH {
             Self::publish(stripe, result, &publish);
         }
     }
