@@ -33,7 +33,7 @@ fn main() {
     {
         return;
     }
-    let rounds: usize = env_or("BREAKERBOX_E2E_ROUNDS", 5);
+    let rounds: usize = env_or("BREAKERBOX_E2E_ROUNDS", 6);
     let secs: f64 = env_or("BREAKERBOX_E2E_SECS", 2.0);
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -70,8 +70,14 @@ fn main() {
         run(&bare, &url, 0.3).await;
         run(&stacked, &url, 0.3).await;
         for round in 0..rounds {
-            let b = run(&bare, &url, secs).await;
-            let s = run(&stacked, &url, secs).await;
+            // Alternate which goes first, so that neither always runs on a warmer machine.
+            let (b, s) = if round % 2 == 0 {
+                let b = run(&bare, &url, secs).await;
+                (b, run(&stacked, &url, secs).await)
+            } else {
+                let s = run(&stacked, &url, secs).await;
+                (run(&bare, &url, secs).await, s)
+            };
             println!(
                 "end_to_end round {round}: bare {b:.0} req/s, breakerbox {s:.0} req/s ({:.3}x)",
                 s / b

@@ -116,6 +116,15 @@ fn print_group(group: &str, cases: &BTreeMap<String, f64>) {
     let proxy = cases.get("proxy").copied();
     let mut names: Vec<&String> = cases.keys().collect();
     names.sort_by_key(|c| rank(c));
+    if group.starts_with("open") {
+        return print_open(cases, &names);
+    }
+    if group == "retry_passthrough" {
+        return print_relative(cases, &names, "tower_retry_never", "× tower's Retry");
+    }
+    if group == "keyed_lookup" {
+        return print_relative(cases, &names, "hot/1", "× 1 key (hot)");
+    }
     match (baseline, proxy) {
         (Some(b), Some(p)) => {
             let proxy_adds = p - b;
@@ -144,6 +153,32 @@ fn print_group(group: &str, cases: &BTreeMap<String, f64>) {
                 println!("| {name} | {} |", ns(cases[name]));
             }
         }
+    }
+}
+
+/// Rejections: compared with the fastest peer's rejection.
+fn print_open(cases: &BTreeMap<String, f64>, names: &[&String]) {
+    let fastest_peer = ["failsafe", "recloser", "tower_resilience"]
+        .iter()
+        .filter_map(|p| cases.get(*p).copied())
+        .fold(f64::INFINITY, f64::min);
+    println!("| case | median | ÷ fastest peer |");
+    println!("| --- | ---: | ---: |");
+    for name in names {
+        let t = cases[name.as_str()];
+        println!("| {name} | {} | {:.2} |", ns(t), t / fastest_peer);
+    }
+}
+
+/// Every case against one reference case of the group.
+fn print_relative(cases: &BTreeMap<String, f64>, names: &[&String], reference: &str, label: &str) {
+    let base = cases.get(reference).copied();
+    println!("| case | median | {label} |");
+    println!("| --- | ---: | ---: |");
+    for name in names {
+        let t = cases[name.as_str()];
+        let ratio = base.map_or("n/a".to_owned(), |b| format!("{:.2}", t / b));
+        println!("| {name} | {} | {ratio} |", ns(t));
     }
 }
 

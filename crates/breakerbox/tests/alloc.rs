@@ -1,5 +1,6 @@
-//! The hot path allocates nothing: 10,000 admissions and recordings in Closed, counted by a
-//! global allocator that counts this thread's allocations (`breakerbox_testing::Counting`).
+//! The hot paths allocate nothing: 10,000 admissions and recordings in Closed, and 10,000
+//! rejections in Open, counted by a global allocator that counts this thread's allocations
+//! (`breakerbox_testing::Counting`).
 
 use breakerbox::clock::ManualClock;
 use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
@@ -125,6 +126,52 @@ fn closed_admission_and_recording_allocate_nothing() {
         recorder.histogram_records.0.load(Ordering::Relaxed),
         4 * 10_000
     );
+}
+
+#[test]
+fn rejections_allocate_nothing() {
+    let recorder = AtomicRecorder::default();
+    for (with_recorder, name) in [
+        (false, "spotify"),
+        (true, "spotify"),
+        (true, "built at run time"),
+    ] {
+        let clock = ManualClock::new();
+        let build = || {
+            let name = if name == "spotify" {
+                breakerbox::BreakerName::from("spotify")
+            } else {
+                breakerbox::BreakerName::from(format!("api.{}.example:443", name.len()))
+            };
+            CircuitBreaker::builder(name, BreakerConfig::default())
+                .clock(Arc::new(clock.clone()))
+                .build()
+        };
+        let breaker = if with_recorder {
+            metrics::with_local_recorder(&recorder, build)
+        } else {
+            build()
+        };
+        while let Ok(permit) = breaker.try_acquire() {
+            permit.record(Outcome::Failure);
+        }
+        let mut rejected = 0;
+        let allocations = allocations_in(|| {
+            for _ in 0..10_000 {
+                clock.advance(Duration::from_millis(1));
+                let open = breaker.try_acquire().expect_err("open for 60 s");
+                rejected += usize::from(open.retry_after().is_some());
+            }
+        });
+        assert_eq!(
+            rejected, 10_000,
+            "{name}: every call rejected, with a retry-after"
+        );
+        assert_eq!(
+            allocations, 0,
+            "{name} (recorder installed: {with_recorder}): allocations over 10,000 rejections"
+        );
+    }
 }
 
 #[test]
