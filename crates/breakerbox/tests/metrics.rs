@@ -24,6 +24,15 @@ fn id(name: &str, labels: &[(&str, &str)]) -> String {
 }
 
 impl Published {
+    fn of(recorder: &DebuggingRecorder) -> Self {
+        Self {
+            snapshotter: recorder.snapshotter(),
+            counters: HashMap::new(),
+            histograms: HashMap::new(),
+            state: None,
+        }
+    }
+
     fn refresh(&mut self) {
         for (key, _, _, value) in self.snapshotter.snapshot().into_vec() {
             let labels: Vec<(&str, &str)> =
@@ -61,12 +70,7 @@ impl Published {
 #[test]
 fn calls_transitions_state_and_durations_are_published() {
     let recorder = DebuggingRecorder::new();
-    let mut published = Published {
-        snapshotter: recorder.snapshotter(),
-        counters: HashMap::new(),
-        histograms: HashMap::new(),
-        state: None,
-    };
+    let mut published = Published::of(&recorder);
     let clock = ManualClock::new();
     let breaker = metrics::with_local_recorder(&recorder, || {
         CircuitBreaker::builder(
@@ -134,12 +138,7 @@ fn calls_transitions_state_and_durations_are_published() {
 #[test]
 fn call_durations_are_published_only_when_asked_for() {
     let recorder = DebuggingRecorder::new();
-    let mut published = Published {
-        snapshotter: recorder.snapshotter(),
-        counters: HashMap::new(),
-        histograms: HashMap::new(),
-        state: None,
-    };
+    let mut published = Published::of(&recorder);
     let config = |name: &str| {
         BoxConfig::from_toml(&format!(
             "[[breakers]]\nname = \"{name}\"\nmatch = {{ host = \"api.spotify.com\" }}\n"
@@ -197,12 +196,7 @@ fn call_durations_are_published_only_when_asked_for() {
 #[test]
 fn calls_are_published_in_batches_and_flushed_exactly() {
     let recorder = DebuggingRecorder::new();
-    let mut published = Published {
-        snapshotter: recorder.snapshotter(),
-        counters: HashMap::new(),
-        histograms: HashMap::new(),
-        state: None,
-    };
+    let mut published = Published::of(&recorder);
     let breaker = metrics::with_local_recorder(&recorder, || {
         CircuitBreaker::new("discogs", BreakerConfig::default())
     });
