@@ -50,6 +50,7 @@ pub(crate) struct CallCounts {
 
 /// This process's number for the calling thread: 0 for the first thread that counts a call, 1
 /// for the next… Never reused, so a stripe has one owner for the life of the process.
+#[inline]
 fn thread_number() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
