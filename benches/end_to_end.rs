@@ -7,8 +7,9 @@
 //! (`BREAKERBOX_E2E_ROUNDS` and `BREAKERBOX_E2E_SECS` change the rounds and their length.)
 //!
 //! On a shared machine the rates are noisy; instructions are not. `BREAKERBOX_E2E_ONLY=bare`
-//! (or `breakerbox`) with `BREAKERBOX_E2E_REQUESTS=N` makes exactly N requests with one client
-//! and nothing else, to run under `valgrind --tool=callgrind` and divide by N.
+//! (or `breakerbox`, or `noop2`: two middlewares that do nothing, what reqwest-middleware itself
+//! costs for a stack of two) with `BREAKERBOX_E2E_REQUESTS=N` makes exactly N requests with one
+//! client and nothing else, to run under `valgrind --tool=callgrind` and divide by N.
 
 use breakerbox::{BoxConfig, RetryConfig};
 use breakerbox_reqwest::{CircuitBreakerMiddleware, RetryMiddleware};
@@ -55,10 +56,15 @@ fn main() {
         .build();
     if let Ok(only) = std::env::var("BREAKERBOX_E2E_ONLY") {
         let requests: u64 = env_or("BREAKERBOX_E2E_REQUESTS", 10_000);
+        let noop2 = ClientBuilder::new(reqwest::Client::new())
+            .with(Noop)
+            .with(Noop)
+            .build();
         let client = match only.as_str() {
             "bare" => &bare,
             "breakerbox" => &stacked,
-            other => panic!("BREAKERBOX_E2E_ONLY is bare or breakerbox, not {other}"),
+            "noop2" => &noop2,
+            other => panic!("BREAKERBOX_E2E_ONLY is bare, breakerbox or noop2, not {other}"),
         };
         client_rt.block_on(count(client, &url, requests));
         println!("end_to_end/{only}: {requests} requests");
@@ -119,6 +125,21 @@ async fn run(client: &ClientWithMiddleware, url: &Arc<str>, secs: f64) -> f64 {
         w.await.expect("a worker");
     }
     done.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// A middleware that only passes the request on.
+struct Noop;
+
+#[async_trait::async_trait]
+impl reqwest_middleware::Middleware for Noop {
+    async fn handle(
+        &self,
+        req: reqwest::Request,
+        extensions: &mut http::Extensions,
+        next: reqwest_middleware::Next<'_>,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        next.run(req, extensions).await
+    }
 }
 
 /// Exactly `requests` requests of `client` at concurrency 32; every answer must be a 200.
