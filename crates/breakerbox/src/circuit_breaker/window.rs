@@ -166,6 +166,42 @@ impl CountWindow {
     }
 }
 
+// === impl Divider ===
+
+/// Division by a number fixed at construction, by a multiplication: the time-based window
+/// divides twice per record (the clock by the bucket length, the bucket index by the ring's
+/// length), and a 64-bit division costs tens of cycles.
+#[derive(Debug, Clone, Copy)]
+struct Divider {
+    d: u64,
+    /// `(2^64 - 1) / d`.
+    m: u64,
+}
+
+impl Divider {
+    fn new(d: u64) -> Self {
+        assert!(d > 0, "a divider is positive");
+        Self { d, m: u64::MAX / d }
+    }
+
+    /// `n / d`, exactly. `n * m / 2^64` is at most `n / d` (as `m * d < 2^64`) and less by under
+    /// `(n / 2^64) * (1 + 1 / d) < 2`, so at most two steps up reach the quotient.
+    #[inline]
+    fn div(self, n: u64) -> u64 {
+        let mut q = ((u128::from(n) * u128::from(self.m)) >> 64) as u64;
+        while n - q * self.d >= self.d {
+            q += 1;
+        }
+        q
+    }
+
+    /// `n % d`, exactly.
+    #[inline]
+    fn rem(self, n: u64) -> u64 {
+        n - self.div(n) * self.d
+    }
+}
+
 // === impl TimeWindow ===
 
 /// The outcomes of the last `buckets × bucket_nanos`, in a ring of buckets. Each bucket is one
@@ -175,7 +211,10 @@ impl CountWindow {
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     ring: Box<[AtomicU64]>,
-    bucket_nanos: u64,
+    /// Nanoseconds per bucket.
+    bucket_nanos: Divider,
+    /// The ring's length.
+    slots: Divider,
     /// The newest bucket index any record has reached.
     newest: AtomicU64,
     /// One more than the newest bucket index a failure or slow call was recorded in (0: none
@@ -229,7 +268,8 @@ impl TimeWindow {
         let bucket_nanos = (window_nanos / u64::from(buckets)).max(1);
         let w = Self {
             ring: (0..buckets).map(|_| AtomicU64::new(0)).collect(),
-            bucket_nanos,
+            bucket_nanos: Divider::new(bucket_nanos),
+            slots: Divider::new(u64::from(buckets)),
             newest: AtomicU64::new(0),
             dirty: AtomicU64::new(0),
         };
@@ -243,17 +283,17 @@ impl TimeWindow {
 
     fn slot(&self, index: u64) -> &AtomicU64 {
         // The remainder is < len, which came from a u32.
-        &self.ring[(index % self.len()) as usize]
+        &self.ring[self.slots.rem(index) as usize]
     }
 
     /// The index, at or before `index`, that ring slot `slot` holds in the window ending there.
     fn index_in_window(&self, index: u64, slot: u64) -> u64 {
-        let back = (index % self.len() + self.len() - slot) % self.len();
+        let back = self.slots.rem(self.slots.rem(index) + self.len() - slot);
         index.wrapping_sub(back)
     }
 
     fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
-        let index = now / self.bucket_nanos;
+        let index = self.bucket_nanos.div(now);
         let dirty = sample.failure || sample.slow;
         if dirty && self.dirty.load(Ordering::Acquire) <= index {
             self.dirty.fetch_max(index + 1, Ordering::AcqRel);
@@ -320,7 +360,7 @@ impl TimeWindow {
     }
 
     fn counts(&self, now: u64) -> Counts {
-        let index = now / self.bucket_nanos;
+        let index = self.bucket_nanos.div(now);
         self.counts_at(index, self.newest.load(Ordering::Acquire))
     }
 
@@ -333,7 +373,7 @@ impl TimeWindow {
         // `index_in_window` without a division per slot: slot `s` holds `index - back`, where
         // `back` counts the slots from `s` forward to `index`'s slot, around the ring.
         let len = self.len();
-        let here = index % len;
+        let here = self.slots.rem(index);
         for slot in 0..len {
             let back = if slot <= here {
                 here - slot
@@ -352,7 +392,7 @@ impl TimeWindow {
     }
 
     fn clear(&self, now: u64) {
-        let index = now / self.bucket_nanos;
+        let index = self.bucket_nanos.div(now);
         for slot in 0..self.len() {
             self.ring[slot as usize].store(
                 empty_bucket(self.index_in_window(index, slot)),
@@ -365,6 +405,31 @@ impl TimeWindow {
 
 #[cfg(test)]
 mod tests {
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The divider agrees with `/` and `%` over the whole range, at the edges too.
+        #[test]
+        fn divider_is_exact(
+            n in proptest::prop_oneof![
+                proptest::prelude::any::<u64>(),
+                (0u64..1000),
+                (u64::MAX - 1000..=u64::MAX),
+            ],
+            d in proptest::prop_oneof![
+                (1u64..=u64::MAX),
+                (1u64..200),
+                (u64::MAX - 10..=u64::MAX),
+            ],
+        ) {
+            let divider = Divider::new(d);
+            proptest::prop_assert_eq!(divider.div(n), n / d);
+            proptest::prop_assert_eq!(divider.rem(n), n % d);
+            proptest::prop_assert_eq!(divider.div(n.saturating_sub(n % d)), n / d);
+        }
+    }
+
     use super::*;
 
     const OK: Sample = Sample {
