@@ -91,9 +91,10 @@ impl<'a> Permit<'a> {
 
     /// Records the call's outcome; its duration is measured from admission.
     #[inline(always)]
-    pub fn record(mut self, outcome: Outcome) {
-        self.ticket.disarm();
-        self.inner.finish(&self.ticket, Some(outcome));
+    pub fn record(self, outcome: Outcome) {
+        // Reported here, so not again on drop: nothing else in a permit needs dropping.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.inner.finish(&this.ticket, Some(outcome));
     }
 
     /// Whether this permit holds one of HalfOpen's trial slots.
