@@ -187,7 +187,7 @@ impl BreakerBox {
     pub fn with_breaker<R>(&self, target: &Target<'_>, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
         let inner = &*self.inner;
         let lowered;
-        let host = if target.host.bytes().any(|b| b.is_ascii_uppercase()) {
+        let host = if has_ascii_uppercase(target.host.as_bytes()) {
             lowered = target.host.to_ascii_lowercase();
             &lowered
         } else {
@@ -250,6 +250,30 @@ impl BreakerBox {
             breaker.flush_metrics();
         }
     }
+}
+
+/// Whether `bytes` holds an ASCII capital, eight bytes at a time: every lookup asks it of its
+/// host, and a byte-by-byte scan cost more than the hash.
+#[inline]
+fn has_ascii_uppercase(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_ne_bytes([1; 8]);
+    const HIGH: u64 = ONES << 7;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_ne_bytes(word);
+        // Each byte's low seven bits plus 0x3F (0x25) carries into its own high bit from 0x41
+        // ('A') (from 0x5B, past 'Z'); no byte overflows into the next. Non-ASCII bytes are
+        // masked out by `!w`.
+        let low = w & !HIGH;
+        let from_a = low.wrapping_add(ONES * 0x3F);
+        let past_z = low.wrapping_add(ONES * 0x25);
+        if from_a & !past_z & !w & HIGH != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().iter().any(u8::is_ascii_uppercase)
 }
 
 impl fmt::Display for BreakerBox {
@@ -495,5 +519,41 @@ impl fmt::Debug for BoxBuilder {
             .field("clock", &self.clock)
             .field("listeners", &self.listeners.len())
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::has_ascii_uppercase;
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(4096))]
+
+        /// The word-at-a-time scan agrees with the byte-by-byte one, for any bytes (ASCII or
+        /// not, around 'A', 'Z', '@' and '[', and any length).
+        #[test]
+        fn uppercase_scan_matches_the_bytewise_one(
+            bytes in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::prelude::any::<u8>(),
+                    proptest::sample::select(vec![b'@', b'A', b'Z', b'[', b'a', b'z', 0xC1, 0xDA, 0xFF]),
+                ],
+                0..40,
+            ),
+        ) {
+            proptest::prop_assert_eq!(
+                has_ascii_uppercase(&bytes),
+                bytes.iter().any(u8::is_ascii_uppercase)
+            );
+        }
+    }
+
+    #[test]
+    fn finds_capitals_anywhere() {
+        assert!(!has_ascii_uppercase(b"api.spotify.com"));
+        assert!(has_ascii_uppercase(b"api.Spotify.com"));
+        assert!(has_ascii_uppercase(b"api.spotify.coM"));
+        assert!(has_ascii_uppercase(b"Z"));
+        assert!(!has_ascii_uppercase("bücher.example".as_bytes()));
     }
 }
