@@ -206,3 +206,9 @@ pub fn tower_resilience(path: Path) -> impl Case {
     let mut svc = peers::tower_resilience(path == Path::Open);
     move |req| drive(&mut svc, req)
 }
+
+/// seatbelt 0.11 (a 50% failure threshold over 60 s, at least 10 calls), its tower `Service`.
+pub fn seatbelt(path: Path) -> impl Case {
+    let mut svc = peers::seatbelt(path == Path::Open);
+    move |req| drive(&mut svc, req)
+}

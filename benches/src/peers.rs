@@ -167,3 +167,46 @@ pub fn tower_resilience(
     }
     svc
 }
+
+// === seatbelt ===
+
+/// seatbelt's `Breaker` (its tower `Service`): a 50% failure threshold over 60 s (at least 10
+/// calls), on tokio's clock. Tripped like tower-resilience, through its own upstream.
+pub fn seatbelt(
+    open: bool,
+) -> impl Service<Req, Response = u64, Error = Failed> + Clone + Send + 'static {
+    use layered::Layer as _;
+    use seatbelt::breaker::Breaker;
+    use seatbelt::{RecoveryInfo, ResilienceContext};
+
+    let clock = tick::Clock::new_tokio();
+    let context = ResilienceContext::new(&clock);
+    let failing = Arc::new(AtomicBool::new(false));
+    let fail = failing.clone();
+    let upstream = tower::service_fn(move |req: Req| {
+        ready(if fail.load(Ordering::Relaxed) {
+            Err(Failed)
+        } else {
+            Ok(req)
+        })
+    });
+    let mut svc = Breaker::layer("bench", &context)
+        .recovery_with(|out: &Result<u64, Failed>, _| match out {
+            Ok(_) => RecoveryInfo::never(),
+            Err(_) => RecoveryInfo::retry(),
+        })
+        .rejected_input_error(|_, _| Failed)
+        .failure_threshold(0.5)
+        .min_throughput(10)
+        .sampling_duration(Duration::from_secs(60))
+        .break_duration(OPEN_FOR)
+        .layer(upstream);
+    if open {
+        failing.store(true, Ordering::Relaxed);
+        for _ in 0..200 {
+            drive(&mut svc, 0);
+        }
+        failing.store(false, Ordering::Relaxed);
+    }
+    svc
+}

@@ -72,6 +72,7 @@ pub fn run(c: &mut Criterion, tag: &str) {
             expect,
             cases::tower_resilience(path),
         );
+        bench(&mut g, "seatbelt", threads, expect, cases::seatbelt(path));
         g.finish();
     }
 }

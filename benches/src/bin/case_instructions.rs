@@ -3,7 +3,7 @@
 //! `baseline` case (instruction counts do not depend on how busy the machine is).
 //!
 //! Cases: `baseline`, `proxy`, `engine`, `tower`, `tower_static`, `keyed`, each of the last four
-//! also with `_time_window` or `_slow_call`, `failsafe`, `recloser`, `tower_resilience`.
+//! also with `_time_window` or `_slow_call`, `failsafe`, `recloser`, `tower_resilience`, `seatbelt`.
 
 use breakerbox_benches::cases::{self, Case, Path, Rules};
 use std::hint::black_box;
@@ -41,6 +41,7 @@ fn main() {
         "failsafe" => run(cases::failsafe(path), calls),
         "recloser" => run(cases::recloser(path), calls),
         "tower_resilience" => run(cases::tower_resilience(path), calls),
+        "seatbelt" => run(cases::seatbelt(path), calls),
         other => panic!("unknown case {other}"),
     }
 }

@@ -93,6 +93,7 @@ const ORDER: &[&str] = &[
     "failsafe",
     "recloser",
     "tower_resilience",
+    "seatbelt",
 ];
 
 fn rank(case: &str) -> (usize, String) {
@@ -158,7 +159,7 @@ fn print_group(group: &str, cases: &BTreeMap<String, f64>) {
 
 /// Rejections: compared with the fastest peer's rejection.
 fn print_open(cases: &BTreeMap<String, f64>, names: &[&String]) {
-    let fastest_peer = ["failsafe", "recloser", "tower_resilience"]
+    let fastest_peer = ["failsafe", "recloser", "tower_resilience", "seatbelt"]
         .iter()
         .filter_map(|p| cases.get(*p).copied())
         .fold(f64::INFINITY, f64::min);
