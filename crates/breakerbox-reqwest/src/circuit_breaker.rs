@@ -28,7 +28,7 @@ pub struct CircuitBreakerMiddleware {
 }
 
 impl CircuitBreakerMiddleware {
-    /// A breaker box built from `config`, reading tokio's clock.
+    /// A breaker box built from `config`, reading a [`TokioClock`].
     pub fn new(config: BoxConfig) -> Self {
         Self::from_box(
             BreakerBox::builder(config)

@@ -45,7 +45,7 @@ pub struct RetryMiddleware {
 }
 
 impl RetryMiddleware {
-    /// Retries per `config`, on tokio's clock; metrics are labelled `target="default"` until
+    /// Retries per `config`, on a [`TokioClock`]; metrics are labelled `target="default"` until
     /// [`target`](Self::target) says otherwise.
     pub fn new(config: RetryConfig) -> Self {
         Self::named("default", config)

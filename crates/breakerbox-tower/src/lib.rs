@@ -11,7 +11,9 @@
 //! - [`FallbackLayer`]: answers a circuit-open rejection with a response of your own (a cached
 //!   or conservative answer).
 //! - [`Probe`]: an async health check run while a breaker is open.
-//! - [`TokioClock`]: the engine reads tokio's clock, so `tokio::time::pause()` drives it.
+//! - [`TokioClock`]: the engine's clock in the front ends: tokio's when its time is paused where the
+//!   clock is made (so `tokio::time::pause()` drives every breaker and retry), the OS's cheap
+//!   coarse monotonic clock otherwise.
 //!
 //! All decisions (trip, admit, back off, budget) are the engine's; these layers translate tower
 //! calls into engine calls.

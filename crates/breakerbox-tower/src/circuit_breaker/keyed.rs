@@ -162,7 +162,7 @@ pub struct KeyedCircuitBreakerLayer<K = UriTarget, C = HttpStatus> {
 }
 
 impl KeyedCircuitBreakerLayer {
-    /// A breaker box built from `config` on tokio's clock; requests are keyed by their URI and
+    /// A breaker box built from `config` on a [`TokioClock`]; requests are keyed by their URI and
     /// classified by HTTP status.
     pub fn new(config: BoxConfig) -> Self {
         Self::from_box(

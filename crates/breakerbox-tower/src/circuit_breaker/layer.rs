@@ -19,14 +19,14 @@ pub struct CircuitBreakerLayer<C = OkIsSuccess> {
 }
 
 impl CircuitBreakerLayer {
-    /// A breaker named `circuit_breaker` with `config`, reading tokio's clock. `Ok` is a
+    /// A breaker named `circuit_breaker` with `config`, reading a [`TokioClock`]. `Ok` is a
     /// success, an error a failure; use [`http`](Self::http) for HTTP status classification.
     pub fn new(config: BreakerConfig) -> Self {
         Self::named("circuit_breaker", config)
     }
 
     /// A breaker named `name` (the name shows in errors, logs and metrics) with `config`,
-    /// reading tokio's clock.
+    /// reading a [`TokioClock`].
     pub fn named(name: impl Into<BreakerName>, config: BreakerConfig) -> Self {
         Self::from_breaker(
             breakerbox::CircuitBreaker::builder(name, config)

@@ -5,7 +5,7 @@ use breakerbox::RetryBudget;
 use breakerbox::retry::BudgetConfig;
 use std::sync::Arc;
 
-/// The engine's lock-free [`RetryBudget`] (on tokio's clock) as a
+/// The engine's lock-free [`RetryBudget`] (on a [`TokioClock`]) as a
 /// [`tower::retry::budget::Budget`], for users of tower's own `Retry` middleware and policies:
 /// the same Finagle model as tower's `TpsBudget`, without its lock per request.
 ///
@@ -29,7 +29,7 @@ pub struct TowerBudget {
 }
 
 impl TowerBudget {
-    /// A budget per `config`, reading tokio's clock.
+    /// A budget per `config`, reading a [`TokioClock`].
     pub fn new(config: &BudgetConfig) -> Self {
         Self {
             budget: Arc::new(RetryBudget::new(config, Arc::new(TokioClock::new()))),
