@@ -10,7 +10,7 @@
 #
 # Extra arguments go to cargo-mutants. Results land in $MUTANTS_OUTPUT/mutants.out (default
 # target/mutants; caught.txt, missed.txt, timeout.txt, unviable.txt, outcomes.json). The machine is shared: it runs at the
-# lowest priority, one mutant at a time, with nextest and the cheap `mutants` build profile
+# lowest priority, one mutant at a time (MUTANTS_JOBS=2 for two), with nextest and the cheap `mutants` build profile
 # (root Cargo.toml). The property tests run PROPTEST_CASES cases each (100 unless set): enough
 # to catch a broken rule, much faster than CI's thousands.
 set -euo pipefail
@@ -32,7 +32,7 @@ exec nice -n 19 cargo mutants \
     --package breakerbox \
     --test-tool nextest \
     --profile mutants \
-    --jobs 1 \
+    --jobs "${MUTANTS_JOBS:-1}" \
     --timeout 120 \
     --build-timeout 600 \
     --output "$output" \
