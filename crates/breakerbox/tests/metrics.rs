@@ -243,3 +243,36 @@ fn calls_are_published_in_batches_and_flushed_exactly() {
         "nothing is published twice"
     );
 }
+
+/// `BreakerBox::flush_metrics` publishes the calls every one of its breakers still holds in a
+/// batch, so a `/metrics` page scraped right after it shows every call made so far.
+#[test]
+fn a_box_flush_publishes_every_breakers_waiting_calls() {
+    let recorder = DebuggingRecorder::new();
+    let mut published = Published::of(&recorder);
+    let panel = BreakerBox::new(BoxConfig::default());
+    let hosts = ["api.spotify.com", "musicbrainz.org"];
+    // A box makes a host's breaker, and registers its metrics, on the host's first call.
+    metrics::with_local_recorder(&recorder, || {
+        for (calls, host) in [3, 5].into_iter().zip(hosts) {
+            let target = Target::new("https", host, 443, "/");
+            for _ in 0..calls {
+                panel.try_acquire(&target).unwrap().record(Outcome::Success);
+            }
+        }
+    });
+    let successes = |published: &mut Published, host: &str| {
+        published.counter(
+            "circuit_breaker_calls_total",
+            &[("breaker", host), ("result", "success")],
+        )
+    };
+    assert_eq!(
+        successes(&mut published, hosts[0]),
+        0,
+        "calls wait in a batch"
+    );
+    panel.flush_metrics();
+    assert_eq!(successes(&mut published, hosts[0]), 3);
+    assert_eq!(successes(&mut published, hosts[1]), 5);
+}
