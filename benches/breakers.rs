@@ -4,7 +4,6 @@
 //! `cargo bench -p breakerbox-benches --bench breakers`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use std::time::Duration;
 
 fn breakers(c: &mut Criterion) {
     breakerbox_benches::suite::run(c, "");
@@ -12,9 +11,7 @@ fn breakers(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = breakerbox_benches::suite::criterion();
     targets = breakers
 }
 criterion_main!(benches);

@@ -6,7 +6,6 @@
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use metrics_exporter_prometheus::PrometheusBuilder;
-use std::time::Duration;
 
 fn breakers(c: &mut Criterion) {
     let handle = PrometheusBuilder::new()
@@ -19,9 +18,7 @@ fn breakers(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = breakerbox_benches::suite::criterion();
     targets = breakers
 }
 criterion_main!(benches);

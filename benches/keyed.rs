@@ -11,7 +11,6 @@ use breakerbox::{Outcome, Target};
 use breakerbox_benches::cases::{Rules, breaker_box};
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use std::time::Duration;
 
 fn lookups(c: &mut Criterion) {
     let mut group = c.benchmark_group("keyed_lookup");
@@ -49,9 +48,7 @@ fn lookups(c: &mut Criterion) {
 
 criterion_group! {
     name = benches;
-    config = Criterion::default()
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    config = breakerbox_benches::suite::criterion();
     targets = lookups
 }
 criterion_main!(benches);

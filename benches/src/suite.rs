@@ -126,3 +126,12 @@ fn per_thread<C: Case>(case: &C, threads: usize, iters: u64) -> Duration {
         total / threads as u32
     })
 }
+
+/// The criterion settings of the per-call benches (`breakers`, `breakers_prometheus`,
+/// `keyed`): calls take nanoseconds, so half a second of warm-up and two seconds of samples per
+/// case keep the whole suite within minutes.
+pub fn criterion() -> Criterion {
+    Criterion::default()
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2))
+}
