@@ -381,6 +381,24 @@ fn past_the_cap_a_rule_catches_only_its_own_hosts() {
     assert_eq!(b.breaker(&https("d.example")).name(), "overflow");
 }
 
+#[test]
+fn past_the_cap_every_rule_is_tried_in_order() {
+    let b = panel(
+        BoxConfig::builder()
+            .max_breakers(1)
+            .rule(BreakerRule::new("first", Match::host("first.example")))
+            .rule(BreakerRule::new("second", Match::host("second.example")))
+            .build()
+            .unwrap(),
+    );
+    assert_eq!(b.breaker(&https("a.example")).name(), "a.example");
+    assert_eq!(b.breaker(&https("b.example")).name(), "overflow");
+    // Full: a host seen for the first time is matched against the rules without being
+    // remembered, and a rule that is not its own does not end the search.
+    assert_eq!(b.breaker(&https("second.example")).name(), "second");
+    assert_eq!(b.breaker(&https("first.example")).name(), "first");
+}
+
 // === stale trials and probes ===
 
 /// Trips on one failure; open for 10 s every time (no growth).
