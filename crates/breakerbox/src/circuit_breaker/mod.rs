@@ -531,12 +531,18 @@ impl Inner {
     /// take again and again) one clock read and no write; past it, the move to HalfOpen.
     #[inline(never)]
     fn acquire_open(&self, w: Word) -> Result<Ticket, CircuitOpen> {
-        let until = self.open_until.load(Ordering::Acquire);
-        let now = self.now();
-        if now < until {
-            return Err(self.reject(State::Open, Some(Duration::from_nanos(until - now))));
+        if let Some(left) = self.open_left() {
+            return Err(self.reject(State::Open, Some(left)));
         }
         self.acquire_slow(w)
+    }
+
+    /// While the open duration lasts, what is left of it.
+    #[inline]
+    fn open_left(&self) -> Option<Duration> {
+        let until = self.open_until.load(Ordering::Acquire);
+        let now = self.now();
+        (now < until).then(|| Duration::from_nanos(until - now))
     }
 
     #[inline(never)]
@@ -553,12 +559,9 @@ impl Inner {
                 DISABLED => return Ok(Ticket::new(TicketKind::Disabled, w.generation(), 0)),
                 FORCED_OPEN => return Err(self.reject(State::ForcedOpen, None)),
                 OPEN => {
-                    let now = self.now();
-                    let until = self.open_until.load(Ordering::Acquire);
-                    if now < until {
-                        return Err(
-                            self.reject(State::Open, Some(Duration::from_nanos(until - now)))
-                        );
+                    // Checked again: another thread may have re-opened the breaker meanwhile.
+                    if let Some(left) = self.open_left() {
+                        return Err(self.reject(State::Open, Some(left)));
                     }
                     let generation = w.generation();
                     self.transition(
