@@ -24,6 +24,8 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
 fi
 
 export PROPTEST_CASES="${PROPTEST_CASES:-100}"
+# .config/nextest.toml: stop at the first failing test, end a test stuck past 30 s.
+export NEXTEST_PROFILE=mutants
 output="${MUTANTS_OUTPUT:-target/mutants}"
 mkdir -p "$output"
 export CARGO_TERM_COLOR=never
@@ -33,7 +35,7 @@ exec nice -n 19 cargo mutants \
     --test-tool nextest \
     --profile mutants \
     --jobs "${MUTANTS_JOBS:-1}" \
-    --timeout 120 \
+    --timeout 60 \
     --build-timeout 600 \
     --output "$output" \
     "$@"

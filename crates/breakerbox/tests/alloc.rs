@@ -152,8 +152,11 @@ fn rejections_allocate_nothing() {
         } else {
             build()
         };
+        let mut failures = 0;
         while let Ok(permit) = breaker.try_acquire() {
             permit.record(Outcome::Failure);
+            failures += 1;
+            assert!(failures <= 5, "{name}: open after 5 failures in a row");
         }
         let mut rejected = 0;
         let allocations = allocations_in(|| {
