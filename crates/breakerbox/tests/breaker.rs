@@ -167,6 +167,38 @@ fn slow_call_rate_trips_on_slow_successes() {
     );
 }
 
+/// A healthy breaker records fast successes without writing anything; a slow call arriving
+/// after a window full of them must still count as slow, from exactly the threshold up.
+#[test]
+fn slow_calls_after_a_window_full_of_fast_ones_still_count() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .slow_call_rate(0.5, Duration::from_secs(2))
+        .minimum_calls(4)
+        .count_window(4)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    for _ in 0..8 {
+        call_taking(&b, &clock, Duration::from_millis(1999), Outcome::Success);
+    }
+    assert_eq!(b.snapshot().window_slow_calls, 0);
+    call_taking(&b, &clock, Duration::from_secs(2), Outcome::Success);
+    assert_eq!(
+        b.snapshot().window_slow_calls,
+        1,
+        "exactly the threshold is slow"
+    );
+    assert_eq!(b.state(), State::Closed);
+    let seen = events(&b);
+    call_taking(&b, &clock, Duration::from_secs(30), Outcome::Success);
+    assert_eq!(b.state(), State::Open, "2 of the last 4 calls took >= 2s");
+    assert_eq!(
+        seen.lock().unwrap()[0].reason,
+        TransitionReason::SlowCallRate { rate: 0.5 }
+    );
+}
+
 #[test]
 fn rules_combine_and_the_first_to_fire_trips() {
     let config = BreakerConfig::builder()
