@@ -144,6 +144,8 @@ fn config_limits_are_inclusive() {
     ok(b().half_open_max_calls(65_535).success_threshold(65_535));
     refused(b().half_open_max_calls(65_536), "half_open_max_calls");
     refused(b().success_threshold(65_536), "success_threshold");
+    ok(b().count_window(1_048_575));
+    refused(b().count_window(1_048_576), "window.size");
 }
 
 #[test]
