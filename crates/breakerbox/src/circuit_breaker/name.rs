@@ -147,4 +147,27 @@ mod tests {
         assert_eq!(built.to_string(), "spotify");
         assert_eq!(format!("{fixed:?}"), "\"spotify\"");
     }
+
+    #[test]
+    fn names_compare_by_their_text() {
+        let spotify = BreakerName::from("spotify");
+        let discogs = BreakerName::from(String::from("discogs"));
+        assert_ne!(spotify, discogs);
+        assert!(spotify == *"spotify" && spotify == "spotify");
+        assert!(spotify != *"discogs" && spotify != "discogs");
+        let text: &str = spotify.as_ref();
+        assert_eq!(text, "spotify");
+    }
+
+    /// `Borrow<str>` promises that a name hashes and compares like its text, so a map keyed by
+    /// names is looked up with a plain `&str`.
+    #[test]
+    fn a_map_keyed_by_names_is_looked_up_by_text() {
+        let mut rejections = std::collections::HashMap::new();
+        rejections.insert(BreakerName::from("spotify"), 3);
+        rejections.insert(BreakerName::from(String::from("api.discogs.com")), 5);
+        assert_eq!(rejections.get("spotify"), Some(&3));
+        assert_eq!(rejections.get("api.discogs.com"), Some(&5));
+        assert_eq!(rejections.get("musicbrainz"), None);
+    }
 }
