@@ -276,6 +276,16 @@ fn debug_output_names_the_type_and_its_parts() {
         shown.contains("debugged") && shown.contains("Closed"),
         "{shown}"
     );
+    let permit = format!("{:?}", cb.try_acquire().unwrap());
+    assert!(
+        permit.starts_with("Permit") && permit.contains("debugged"),
+        "{permit}"
+    );
+    let owned = format!("{:?}", cb.try_acquire_owned().unwrap());
+    assert!(
+        owned.starts_with("OwnedPermit") && owned.contains("debugged"),
+        "{owned}"
+    );
 }
 
 // === the box: targets, names, routing ===
