@@ -453,6 +453,29 @@ mod tests {
         }
     }
 
+    /// A record racing another can read the packed totals while one field has borrowed from
+    /// its neighbour; such a reading is discarded instead of tripping on nonsense.
+    #[test]
+    fn a_torn_reading_of_the_totals_is_discarded() {
+        let w = CountWindow::new(10);
+        let word = |calls: u64, failures: u64, slow: u64| {
+            calls | failures << FIELD_BITS | slow << (2 * FIELD_BITS)
+        };
+        assert_eq!(w.decode(word(10, 3, 2)), Some(counts(10, 3, 2)));
+        assert_eq!(
+            w.decode(word(11, 0, 0)),
+            None,
+            "more calls than the window holds"
+        );
+        assert_eq!(w.decode(word(5, 6, 0)), None, "more failures than calls");
+        assert_eq!(w.decode(word(5, 0, 6)), None, "more slow calls than calls");
+        assert_eq!(
+            w.decode(word(5, 0, 0) | 1 << (3 * FIELD_BITS)),
+            None,
+            "a borrow past the last field"
+        );
+    }
+
     #[test]
     fn a_healthy_window_stays_exact_while_successes_only_read_it() {
         let w = CountWindow::new(3);
