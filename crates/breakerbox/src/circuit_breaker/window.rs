@@ -604,4 +604,28 @@ mod tests {
         let rate = c.failures as f64 / c.calls as f64;
         assert!((rate - 0.5).abs() < 0.01, "rate {rate}");
     }
+
+    #[test]
+    fn full_time_bucket_keeps_its_slow_call_rate() {
+        let w = TimeWindow::new(1000, 1, 0);
+        for i in 0..(COUNT_MASK + 10) {
+            w.record(5, if i % 4 == 0 { SLOW } else { OK });
+        }
+        let c = w.counts(5);
+        let rate = c.slow as f64 / c.calls as f64;
+        assert!((rate - 0.25).abs() < 0.01, "slow-call rate {rate}");
+    }
+
+    /// A thread that stalled for a whole window between reading the clock and recording must
+    /// not land its outcome in the slot that now holds the newest bucket.
+    #[test]
+    fn a_record_a_whole_window_late_is_dropped() {
+        let s = 1_000_000_000;
+        let w = TimeWindow::new(10 * s, 10, 0);
+        w.record(10 * s, FAIL);
+        w.record(10 * s, OK);
+        // Bucket 0 [0 s, 1 s) shares its slot with bucket 10 and left the window at 10 s.
+        w.record(s / 2, OK);
+        assert_eq!(w.counts(10 * s), counts(2, 1, 0));
+    }
 }
