@@ -439,7 +439,7 @@ impl Builder {
         let window = config.needs_window().then(|| match config.window {
             WindowConfig::Count { size } => Window::Count(CountWindow::new(size)),
             WindowConfig::Time { duration, buckets } => {
-                Window::Time(TimeWindow::new(nanos(duration), buckets, now))
+                Window::Time(Box::new(TimeWindow::new(nanos(duration), buckets, now)))
             }
         });
         let slow_nanos = match config.slow_call_rate {

@@ -33,7 +33,8 @@ pub(crate) struct Sample {
 #[derive(Debug)]
 pub(crate) enum Window {
     Count(CountWindow),
-    Time(TimeWindow),
+    /// Boxed: a time window is larger than a count window, and count windows are the default.
+    Time(Box<TimeWindow>),
 }
 
 impl Window {
