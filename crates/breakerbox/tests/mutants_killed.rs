@@ -1002,6 +1002,32 @@ fn a_retry_after_that_uses_exactly_the_time_left_is_honoured() {
 }
 
 #[test]
+fn a_backoff_that_uses_exactly_the_time_left_is_waited() {
+    use breakerbox::RetryConfig;
+    use breakerbox::retry::{AttemptOutcome, RetryDecision, RetryReason, StopReason};
+    let config = RetryConfig::builder()
+        .jitter(Jitter::None)
+        .base_delay(200 * MS)
+        .max_elapsed(Some(SEC))
+        .without_budget()
+        .build()
+        .unwrap();
+    let mut state = config.start(Duration::ZERO);
+    // 800 ms in, 200 ms are left: the 200 ms backoff still fits.
+    let decision = state.decide(AttemptOutcome::Status(502), None, 800 * MS, None);
+    assert_eq!(
+        decision,
+        RetryDecision::Retry {
+            after: 200 * MS,
+            reason: RetryReason::Status(502)
+        }
+    );
+    let mut state = config.start(Duration::ZERO);
+    let decision = state.decide(AttemptOutcome::Status(502), None, 801 * MS, None);
+    assert_eq!(decision, RetryDecision::Stop(StopReason::Elapsed));
+}
+
+#[test]
 fn elapsed_is_measured_from_the_start() {
     let state = breakerbox::RetryConfig::default().start(3 * SEC);
     assert_eq!(state.elapsed(10 * SEC), 7 * SEC);
