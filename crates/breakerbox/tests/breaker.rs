@@ -179,10 +179,17 @@ fn slow_calls_after_a_window_full_of_fast_ones_still_count() {
         .build()
         .unwrap();
     let (b, clock) = breaker(config);
-    for _ in 0..8 {
-        call_taking(&b, &clock, Duration::from_millis(1999), Outcome::Success);
-    }
+    let fast = |b: &CircuitBreaker, n| {
+        for _ in 0..n {
+            call_taking(b, &clock, Duration::from_millis(1999), Outcome::Success);
+        }
+    };
+    fast(&b, 8);
     assert_eq!(b.snapshot().window_slow_calls, 0);
+    call_taking(&b, &clock, Duration::from_secs(5), Outcome::Success);
+    assert_eq!(b.snapshot().window_slow_calls, 1, "far past the threshold");
+    fast(&b, 4);
+    assert_eq!(b.snapshot().window_slow_calls, 0, "the slow call has left");
     call_taking(&b, &clock, Duration::from_secs(2), Outcome::Success);
     assert_eq!(
         b.snapshot().window_slow_calls,
