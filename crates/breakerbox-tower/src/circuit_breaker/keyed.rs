@@ -112,7 +112,7 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(target) = self.key.target(&req) else {
-            return ResponseFuture::unguarded(self.inner.call(req));
+            return ResponseFuture::unguarded(self.inner.call(req), self.classifier.clone());
         };
         match self.breakers.try_acquire(&target) {
             Ok(permit) => ResponseFuture::called(

@@ -86,14 +86,11 @@ pub struct CircuitBreaker<S, C = OkIsSuccess> {
     breaker: BreakerHandle,
     classifier: C,
     probe: Option<Probe>,
-    admission: Admission,
-}
-
-enum Admission {
-    /// `poll_ready` has not decided yet.
-    Undecided,
-    Admitted(AnyPermit),
-    Rejected(CircuitOpen),
+    /// What `poll_ready` decided, for the next `call`: a permit, a rejection, or (both `None`)
+    /// nothing yet. Two fields rather than one enum: the healthy path then only tests and moves
+    /// the permit.
+    permit: Option<AnyPermit>,
+    rejected: Option<CircuitOpen>,
 }
 
 // === impl CircuitBreaker ===
@@ -113,7 +110,8 @@ impl<S, C> CircuitBreaker<S, C> {
             breaker: breaker.into(),
             classifier,
             probe: None,
-            admission: Admission::Undecided,
+            permit: None,
+            rejected: None,
         }
     }
 
@@ -155,22 +153,26 @@ where
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        if !matches!(self.admission, Admission::Admitted(_)) {
-            self.admission = match self.breaker.try_acquire() {
-                Ok(permit) => Admission::Admitted(permit),
+        if self.permit.is_none() {
+            match self.breaker.try_acquire() {
+                Ok(permit) => {
+                    self.permit = Some(permit);
+                    // Asked again after a rejection, and admitted this time.
+                    self.rejected = None;
+                }
                 Err(open) => {
                     if let Some(probe) = &self.probe {
                         probe.run_if_due(self.breaker.get());
                     }
-                    self.admission = Admission::Rejected(open);
+                    self.rejected = Some(open);
                     return Poll::Ready(Ok(()));
                 }
-            };
+            }
         }
         match self.inner.poll_ready(cx) {
             Poll::Ready(Err(e)) => {
                 // The inner service broke: that says nothing about the upstream's health.
-                self.admission = Admission::Undecided;
+                self.permit = None;
                 Poll::Ready(Err(e.into()))
             }
             other => other.map_err(Into::into),
@@ -179,14 +181,12 @@ where
 
     #[inline]
     fn call(&mut self, req: Req) -> Self::Future {
-        match std::mem::replace(&mut self.admission, Admission::Undecided) {
-            Admission::Admitted(permit) => {
-                ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone())
-            }
-            Admission::Rejected(open) => ResponseFuture::rejected(open),
-            Admission::Undecided => {
-                panic!("CircuitBreaker called before poll_ready returned Ready")
-            }
+        if let Some(permit) = self.permit.take() {
+            return ResponseFuture::called(self.inner.call(req), permit, self.classifier.clone());
+        }
+        match self.rejected.take() {
+            Some(open) => ResponseFuture::rejected(open),
+            None => panic!("CircuitBreaker called before poll_ready returned Ready"),
         }
     }
 }
@@ -198,7 +198,8 @@ impl<S: Clone, C: Clone> Clone for CircuitBreaker<S, C> {
             breaker: self.breaker.clone(),
             classifier: self.classifier.clone(),
             probe: self.probe.clone(),
-            admission: Admission::Undecided,
+            permit: None,
+            rejected: None,
         }
     }
 }

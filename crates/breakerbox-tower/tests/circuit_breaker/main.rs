@@ -146,6 +146,36 @@ async fn half_open_admits_one_trial_and_a_dropped_trial_frees_its_slot() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn readiness_asked_again_decides_again_and_holds_one_permit() {
+    let layer = CircuitBreakerLayer::named("lastfm", config(1));
+    let breaker = layer.breaker().clone();
+    let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
+    let mut other = svc.clone();
+    call_with(&mut svc, &mut handle, Err("down"))
+        .await
+        .unwrap_err();
+
+    // Rejected while open; asked again once the open duration is over, the service is admitted
+    // as the trial, and its call goes out instead of the rejection decided earlier.
+    assert_ready_ok!(svc.poll_ready());
+    tokio::time::advance(Duration::from_secs(60)).await;
+    assert_ready_ok!(svc.poll_ready());
+    assert_eq!(breaker.state(), State::HalfOpen);
+    // Asked a third time it keeps its trial slot rather than taking a second one: the only
+    // slot is taken, so another caller is turned away.
+    assert_ready_ok!(svc.poll_ready());
+    assert_ready_ok!(other.poll_ready());
+    let open = open_error(other.call(()).await.unwrap_err());
+    assert_eq!(open.state(), State::HalfOpen);
+
+    let trial = svc.call(());
+    let (_, send) = handle.next_request().await.expect("the trial went out");
+    send.send_response(status(200));
+    assert_eq!(trial.await.unwrap().status(), 200);
+    assert_eq!(breaker.state(), State::Closed);
+}
+
+#[tokio::test(start_paused = true)]
 async fn open_duration_grows_on_each_failed_trial() {
     let config = BreakerConfig::builder()
         .consecutive_failures(1)

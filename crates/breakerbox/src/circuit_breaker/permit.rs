@@ -135,7 +135,7 @@ impl OwnedPermit {
     }
 
     /// Records the call's outcome; its duration is measured from admission.
-    #[inline]
+    #[inline(always)]
     pub fn record(mut self, outcome: Outcome) {
         self.ticket.disarm();
         self.breaker.inner.finish(&self.ticket, Some(outcome));
