@@ -287,12 +287,6 @@ impl TimeWindow {
         &self.ring[self.slots.rem(index) as usize]
     }
 
-    /// The index, at or before `index`, that ring slot `slot` holds in the window ending there.
-    fn index_in_window(&self, index: u64, slot: u64) -> u64 {
-        let back = self.slots.rem(self.slots.rem(index) + self.len() - slot);
-        index.wrapping_sub(back)
-    }
-
     fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
         let index = self.bucket_nanos.div(now);
         let dirty = sample.failure || sample.slow;
@@ -371,8 +365,8 @@ impl TimeWindow {
             // Nothing was recorded for a whole window.
             return sum;
         }
-        // `index_in_window` without a division per slot: slot `s` holds `index - back`, where
-        // `back` counts the slots from `s` forward to `index`'s slot, around the ring.
+        // Slot `s` holds bucket `index - back`, where `back` counts the slots from `s` forward
+        // to `index`'s slot, around the ring.
         let len = self.len();
         let here = self.slots.rem(index);
         for slot in 0..len {
@@ -393,14 +387,13 @@ impl TimeWindow {
     }
 
     fn clear(&self, now: u64) {
-        let index = self.bucket_nanos.div(now);
-        for slot in 0..self.len() {
-            self.ring[slot as usize].store(
-                empty_bucket(self.index_in_window(index, slot)),
-                Ordering::Release,
-            );
+        // An empty bucket counts nothing whatever its tag, and a record or a rotation replaces
+        // it alike: every slot is zeroed, without working out which bucket it stands for.
+        for slot in self.ring.iter() {
+            slot.store(0, Ordering::Release);
         }
-        self.newest.fetch_max(index, Ordering::AcqRel);
+        self.newest
+            .fetch_max(self.bucket_nanos.div(now), Ordering::AcqRel);
     }
 }
 
