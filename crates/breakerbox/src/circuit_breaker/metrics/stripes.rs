@@ -5,9 +5,10 @@
 //! under load its cache line travels between cores on every call. Instead each breaker keeps a
 //! few stripes of counts, one per thread for the first threads of the process (their owner
 //! alone writes them, with a plain load and store: no locked instruction) and one shared
-//! stripe for the threads after those (an atomic add). A stripe publishes its count to the
-//! recorder once it is [`BATCH`] ahead of what it published; a flush (every state change,
-//! every snapshot, dropping the breaker, or an explicit `flush_metrics`) publishes the rest.
+//! stripe for the threads after those (an atomic add). A stripe publishes what it has not
+//! published yet each time its count reaches a multiple of [`BATCH`] (one test of the count it
+//! just wrote, no second load); a flush (every state change, every snapshot, dropping the
+//! breaker, or an explicit `flush_metrics`) publishes the rest.
 //!
 //! What a scrape may miss: at most `BATCH - 1` calls per result per stripe, published at the
 //! next batch or flush. Nothing is ever lost or counted twice: what is published is the
@@ -26,7 +27,8 @@ pub(crate) const IGNORED: usize = 2;
 pub(crate) const REJECTED: usize = 3;
 const RESULTS: usize = 4;
 
-/// How far a stripe's count may run ahead of what it published.
+/// A stripe publishes at every multiple of this count: it runs at most `BATCH - 1` calls ahead
+/// of what it published.
 pub(crate) const BATCH: u64 = 32;
 
 /// The most threads that get a stripe of their own.
@@ -99,8 +101,7 @@ impl CallCounts {
                 stripe.counts[result].fetch_add(1, Ordering::Relaxed) + 1,
             )
         };
-        // Saturating: on the shared stripe a flush may already have published past `count`.
-        if count.saturating_sub(stripe.published[result].load(Ordering::Relaxed)) >= BATCH {
+        if count % BATCH == 0 {
             Self::publish(stripe, result, &publish);
         }
     }
