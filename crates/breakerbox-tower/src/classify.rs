@@ -8,7 +8,7 @@
 //! - Cancellation (the response future dropped) is ignored: the permit records nothing.
 //!
 //! A closure `Fn(Result<&T, &BoxError>) -> Outcome` is a classifier too, and with the
-//! `tower-http` feature [`TowerHttp`] adapts tower-http's `ClassifyResponse` classifiers.
+//! `tower-http` feature `TowerHttp` adapts tower-http's `ClassifyResponse` classifiers.
 
 use breakerbox::retry::AttemptOutcome;
 use breakerbox::{CircuitOpen, Outcome};

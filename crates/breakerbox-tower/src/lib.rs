@@ -59,7 +59,7 @@
 //! # Features
 //!
 //! - `metrics` (default): the engine's metrics through the `metrics` facade.
-//! - `tower-http`: accept tower-http's `ClassifyResponse` classifiers ([`classify::TowerHttp`]).
+//! - `tower-http`: accept tower-http's `ClassifyResponse` classifiers (`classify::TowerHttp`).
 //! - `hyper` (default): recognise hyper's connection errors (a connection closed before the
 //!   response) as transient for retries.
 #![cfg_attr(docsrs, feature(doc_cfg))]
