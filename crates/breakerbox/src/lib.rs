@@ -67,8 +67,8 @@ mod sync;
 pub use backoff::{Backoff, Jitter};
 pub use breaker_box::{BreakerBox, Health, Target};
 pub use circuit_breaker::{
-    BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit, Permit, ProbeTicket, State,
-    TransitionEvent, TransitionReason,
+    BreakerHolder, BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit, Permit,
+    ProbeTicket, State, TransitionEvent, TransitionReason,
 };
 #[cfg(feature = "toml")]
 pub use config::ConfigError;

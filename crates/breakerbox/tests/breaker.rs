@@ -382,6 +382,47 @@ fn a_dropped_trial_permit_frees_its_slot_and_counts_as_nothing() {
     assert_eq!(b.state(), State::Closed);
 }
 
+/// A holder of one's own, as a front end spreading its permits' reference counts would use.
+struct Holder(CircuitBreaker);
+
+impl breakerbox::BreakerHolder for Holder {
+    fn breaker(&self) -> &CircuitBreaker {
+        &self.0
+    }
+}
+
+#[test]
+fn permits_held_by_a_holder_of_ones_own_behave_like_owned_ones() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .success_threshold(1)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    let holder = Arc::new(Holder(b.clone()));
+
+    // A failure reported through the holder trips the breaker; the holder is cloned only for
+    // admitted calls, so a rejection leaves its count as it was.
+    CircuitBreaker::try_acquire_by(&holder)
+        .unwrap()
+        .record(Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+    assert!(CircuitBreaker::try_acquire_by(&holder).is_err());
+    assert_eq!(Arc::strong_count(&holder), 1);
+
+    // A dropped trial frees its slot and lets go of the holder; a held trial keeps it.
+    clock.advance(Duration::from_secs(60));
+    drop(CircuitBreaker::try_acquire_by(&holder).expect("the trial"));
+    let trial = CircuitBreaker::try_acquire_by(&holder).expect("the slot was freed");
+    assert!(trial.is_trial());
+    assert_eq!(trial.breaker().name(), "upstream");
+    assert_eq!(Arc::strong_count(&holder), 2);
+    assert!(b.try_acquire().is_err(), "one trial at a time");
+    trial.record(Outcome::Success);
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(Arc::strong_count(&holder), 1);
+}
+
 #[test]
 fn a_slow_trial_counts_as_a_failure_when_a_slow_rule_is_set() {
     let config = BreakerConfig::builder()

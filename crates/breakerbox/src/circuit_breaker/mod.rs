@@ -72,7 +72,7 @@ mod window;
 pub use error::CircuitOpen;
 pub use event::{Listener, TransitionEvent, TransitionReason};
 pub use name::BreakerName;
-pub use permit::{OwnedPermit, Permit};
+pub use permit::{BreakerHolder, OwnedPermit, Permit};
 pub use probe::ProbeTicket;
 pub use snapshot::BreakerSnapshot;
 
@@ -277,6 +277,21 @@ impl CircuitBreaker {
         self.inner
             .acquire()
             .map(|ticket| OwnedPermit::new(self.clone(), ticket))
+    }
+
+    /// Like [`try_acquire_owned`](Self::try_acquire_owned), with a permit that keeps a clone of
+    /// `holder` (cloned only when the call is admitted) instead of a new handle to the breaker:
+    /// see [`BreakerHolder`] for why a front end would spread its permits over holders of its
+    /// own.
+    #[inline]
+    pub fn try_acquire_by<H: BreakerHolder + Clone>(
+        holder: &H,
+    ) -> Result<OwnedPermit<H>, CircuitOpen> {
+        holder
+            .breaker()
+            .inner
+            .acquire()
+            .map(|ticket| OwnedPermit::new(holder.clone(), ticket))
     }
 
     /// Registers a listener for every later transition. See [`Listener`] for what listeners

@@ -121,24 +121,86 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-/// Permission to make one call that owns a handle to its breaker, for `'static` futures.
-/// Behaves exactly like [`Permit`].
+/// What an [`OwnedPermit`] keeps to report back to its breaker: the breaker handle itself, a
+/// `&'static` breaker, or an `Arc` of a holder.
+///
+/// A permit that must be `'static` (one kept in a spawned future, say) needs a way back to its
+/// breaker that it owns. [`CircuitBreaker::try_acquire_owned`] clones the breaker handle: one
+/// reference-count increment per admitted call, and a decrement when the permit goes, on the
+/// counter every clone of the handle shares. When many threads call one breaker, that counter's
+/// cache line travels between their cores on every call. A front end can spread those counts:
+/// give each of its clones its own holder (an `Arc` of a type of its own that holds a clone of
+/// the breaker) and admit with [`CircuitBreaker::try_acquire_by`].
+///
+/// ```
+/// use breakerbox::circuit_breaker::BreakerHolder;
+/// use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
+/// use std::sync::Arc;
+///
+/// /// One per worker: each worker's permits count references on its own holder.
+/// struct Worker(CircuitBreaker);
+///
+/// impl BreakerHolder for Worker {
+///     fn breaker(&self) -> &CircuitBreaker {
+///         &self.0
+///     }
+/// }
+///
+/// let config = BreakerConfig::builder().consecutive_failures(1).build()?;
+/// let breaker = CircuitBreaker::new("discogs", config);
+/// let worker = Arc::new(Worker(breaker.clone()));
+/// let permit = CircuitBreaker::try_acquire_by(&worker).expect("closed");
+/// permit.record(Outcome::Failure);
+/// assert_eq!(breaker.state(), State::Open);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub trait BreakerHolder {
+    /// The breaker held.
+    fn breaker(&self) -> &CircuitBreaker;
+}
+
+impl BreakerHolder for CircuitBreaker {
+    #[inline]
+    fn breaker(&self) -> &CircuitBreaker {
+        self
+    }
+}
+
+impl BreakerHolder for &'static CircuitBreaker {
+    #[inline]
+    fn breaker(&self) -> &CircuitBreaker {
+        self
+    }
+}
+
+impl<T: BreakerHolder + ?Sized> BreakerHolder for std::sync::Arc<T> {
+    #[inline]
+    fn breaker(&self) -> &CircuitBreaker {
+        (**self).breaker()
+    }
+}
+
+/// Permission to make one call that owns its way back to its breaker (a [`BreakerHolder`]: by
+/// default a handle to the breaker), for `'static` futures. Behaves exactly like [`Permit`].
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
-pub struct OwnedPermit {
-    breaker: CircuitBreaker,
+pub struct OwnedPermit<H: BreakerHolder = CircuitBreaker> {
+    holder: H,
     ticket: Ticket,
 }
 
-impl OwnedPermit {
-    pub(crate) fn new(breaker: CircuitBreaker, ticket: Ticket) -> Self {
-        Self { breaker, ticket }
+impl<H: BreakerHolder> OwnedPermit<H> {
+    pub(crate) fn new(holder: H, ticket: Ticket) -> Self {
+        Self { holder, ticket }
     }
 
     /// Records the call's outcome; its duration is measured from admission.
     #[inline(always)]
     pub fn record(mut self, outcome: Outcome) {
         self.ticket.disarm();
-        self.breaker.inner.finish(&self.ticket, Some(outcome));
+        self.holder
+            .breaker()
+            .inner
+            .finish(&self.ticket, Some(outcome));
     }
 
     /// Whether this permit holds one of HalfOpen's trial slots.
@@ -148,23 +210,28 @@ impl OwnedPermit {
 
     /// The breaker that issued this permit.
     pub fn breaker(&self) -> &CircuitBreaker {
-        &self.breaker
+        self.holder.breaker()
+    }
+
+    /// What the permit holds to reach its breaker.
+    pub fn holder(&self) -> &H {
+        &self.holder
     }
 }
 
-impl Drop for OwnedPermit {
+impl<H: BreakerHolder> Drop for OwnedPermit<H> {
     #[inline]
     fn drop(&mut self) {
         if self.ticket.armed() {
-            self.breaker.inner.finish(&self.ticket, None);
+            self.holder.breaker().inner.finish(&self.ticket, None);
         }
     }
 }
 
-impl fmt::Debug for OwnedPermit {
+impl<H: BreakerHolder> fmt::Debug for OwnedPermit<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
-            .field("breaker", &self.breaker.name())
+            .field("breaker", &self.breaker().name())
             .field("trial", &self.is_trial())
             .finish()
     }
