@@ -1,5 +1,4 @@
-use super::ResponseFuture;
-use super::handle::AnyPermit;
+use super::KeyedResponseFuture;
 use crate::TokioClock;
 use crate::classify::{Classify, HttpStatus};
 use crate::probe::Probe;
@@ -104,7 +103,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future, C>;
+    type Future = KeyedResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -112,12 +111,16 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(target) = self.key.target(&req) else {
-            return ResponseFuture::unguarded(self.inner.call(req), self.classifier.clone());
+            return KeyedResponseFuture::called(
+                self.inner.call(req),
+                None,
+                self.classifier.clone(),
+            );
         };
         match self.breakers.try_acquire(&target) {
-            Ok(permit) => ResponseFuture::called(
+            Ok(permit) => KeyedResponseFuture::called(
                 self.inner.call(req),
-                AnyPermit::Owned(permit),
+                Some(permit),
                 self.classifier.clone(),
             ),
             Err(open) => {
@@ -125,7 +128,7 @@ where
                     self.breakers
                         .with_breaker(&target, |breaker| probe.run_if_due(breaker));
                 }
-                ResponseFuture::rejected(open)
+                KeyedResponseFuture::rejected(open)
             }
         }
     }

@@ -27,8 +27,10 @@
 //!
 //! A healthy call allocates nothing and, with the default config, writes nothing the breaker's
 //! other callers read. What remains is the response future's way back to the breaker: with an
-//! owned breaker, one reference-count increment and decrement per call on a counter every clone
-//! shares. A breaker in a `static` (see [`BreakerHandle`]) spares that too.
+//! owned breaker, one reference-count increment and decrement per call, on a counter that the
+//! service's clones take in turn from a few, each on a cache line of its own (so clones on
+//! different threads do not bounce one line between their cores). A breaker in a `static` (see
+//! [`BreakerHandle`]) spares the counting too.
 //!
 //! ```
 //! use breakerbox::{BreakerConfig, CircuitOpen};
@@ -65,12 +67,12 @@ pub mod error {
     pub use breakerbox::CircuitOpen;
 }
 
-pub use self::future::ResponseFuture;
+pub use self::future::{KeyedResponseFuture, ResponseFuture};
 pub use self::handle::BreakerHandle;
 pub use self::keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, TargetOf, UriTarget};
 pub use self::layer::CircuitBreakerLayer;
 
-use self::handle::AnyPermit;
+use self::handle::HandlePermit;
 use crate::classify::{Classify, OkIsSuccess};
 use crate::probe::Probe;
 use breakerbox::CircuitOpen;
@@ -89,7 +91,7 @@ pub struct CircuitBreaker<S, C = OkIsSuccess> {
     /// What `poll_ready` decided, for the next `call`: a permit, a rejection, or (both `None`)
     /// nothing yet. Two fields rather than one enum: the healthy path then only tests and moves
     /// the permit.
-    permit: Option<AnyPermit>,
+    permit: Option<HandlePermit>,
     rejected: Option<CircuitOpen>,
 }
 
