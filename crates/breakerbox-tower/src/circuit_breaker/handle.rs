@@ -200,6 +200,19 @@ mod tests {
     }
 
     #[test]
+    fn an_owned_breaker_gets_a_lease_per_cpu() {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let breaker = breakerbox::CircuitBreaker::new("lastfm", BreakerConfig::default());
+        let first = BreakerHandle::from(breaker);
+        let clones: Vec<_> = (0..cpus.min(16)).map(|_| first.clone()).collect();
+        let mut leases: Vec<_> = clones.iter().map(lease_of).collect();
+        leases.sort();
+        leases.dedup();
+        // As many clones as CPUs (up to 16) count on as many different leases.
+        assert_eq!(leases.len(), cpus.clamp(1, 16));
+    }
+
+    #[test]
     fn a_lease_count_sits_alone_on_its_cache_line() {
         // The Arc's counts take the first 16 bytes of its allocation; the lease starts 64 bytes
         // in, so nothing else is written on the counts' line.

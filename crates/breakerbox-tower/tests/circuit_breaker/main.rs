@@ -176,6 +176,22 @@ async fn readiness_asked_again_decides_again_and_holds_one_permit() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn response_futures_name_their_layer_in_debug_output() {
+    let (mut svc, _handle) =
+        mock::spawn_layer::<(), Response, _>(CircuitBreakerLayer::new(config(1)));
+    assert_ready_ok!(svc.poll_ready());
+    assert!(format!("{:?}", svc.call(())).starts_with("ResponseFuture"));
+
+    let layer = KeyedCircuitBreakerLayer::new(BoxConfig::default());
+    let (mut keyed, _handle) = mock::spawn_layer::<http::Request<()>, Response, _>(layer);
+    assert_ready_ok!(keyed.poll_ready());
+    let request = http::Request::get("https://api.discogs.com/database/search")
+        .body(())
+        .unwrap();
+    assert!(format!("{:?}", keyed.call(request)).starts_with("KeyedResponseFuture"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn open_duration_grows_on_each_failed_trial() {
     let config = BreakerConfig::builder()
         .consecutive_failures(1)
