@@ -145,6 +145,34 @@ fn time_window_forgets_failures_older_than_the_window() {
 }
 
 #[test]
+fn a_time_window_counts_every_healthy_call_in_its_rate() {
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .failure_rate(0.5)
+        .minimum_calls(10)
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    // Ten healthy calls over three buckets: the first of each bucket moves the window on, the
+    // others only add to their bucket.
+    for (calls, gap) in [(3, 0), (3, 1), (4, 1)] {
+        clock.advance(Duration::from_secs(gap));
+        for _ in 0..calls {
+            call(&b, Outcome::Success);
+        }
+    }
+    assert_eq!(b.snapshot().window_calls, 10);
+    for _ in 0..9 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Closed, "9 of 19 failed");
+    assert_eq!(b.snapshot().window_calls, 19);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open, "10 of 20 failed");
+}
+
+#[test]
 fn slow_call_rate_trips_on_slow_successes() {
     let config = BreakerConfig::builder()
         .no_consecutive_failures()

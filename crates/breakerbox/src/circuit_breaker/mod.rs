@@ -630,14 +630,37 @@ impl Inner {
     /// Closed period, no run of failures is in progress, the call was not slow (and no
     /// histogram wants its duration), and the window (if any) is full of plain successes,
     /// which one more leaves as it is. Healthy traffic takes this path: three loads (and one
-    /// clock read under a slow-call rule), no write, nothing out of line.
-    #[inline]
+    /// clock read under a slow-call rule), no write, nothing out of line. A time window takes
+    /// its own quiet path.
+    #[inline(always)]
     fn quiet_success(&self, ticket: &Ticket) -> bool {
+        let quiet = || {
+            (!self.measure
+                || (!self.histogram && self.now().saturating_sub(ticket.start) < self.slow_nanos))
+                && self.state.load(Ordering::Acquire)
+                    == Word::new(CLOSED, ticket.generation(), 0, 0).0
+                && self.run.load(Ordering::Relaxed) as u32 == 0
+        };
+        match &self.window {
+            Some(Window::Count(window)) => quiet() && window.is_clean(),
+            Some(Window::Time(window)) => self.quiet_timed_success(ticket, window),
+            None => quiet(),
+        }
+    }
+
+    /// [`quiet_success`](Self::quiet_success) over a time window: the same conditions, and the
+    /// window counts the call in its current bucket with one compare-and-swap when that is all
+    /// recording it would do (see [`TimeWindow::record_quiet`]). One clock read, for both the
+    /// bucket and a slow-call rule.
+    #[inline]
+    fn quiet_timed_success(&self, ticket: &Ticket, window: &TimeWindow) -> bool {
+        let now = self.now();
         (!self.measure
-            || (!self.histogram && self.now().saturating_sub(ticket.start) < self.slow_nanos))
+            || (!self.histogram && now.saturating_sub(ticket.start) < self.slow_nanos))
             && self.state.load(Ordering::Acquire) == Word::new(CLOSED, ticket.generation(), 0, 0).0
             && self.run.load(Ordering::Relaxed) as u32 == 0
-            && self.window.as_ref().is_none_or(Window::is_clean)
+            // Last: it records.
+            && window.record_quiet(now)
     }
 
     #[inline(never)]

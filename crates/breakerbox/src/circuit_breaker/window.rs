@@ -67,16 +67,6 @@ impl Window {
     pub(crate) fn needs_time(&self) -> bool {
         matches!(self, Window::Time(_))
     }
-
-    /// Whether one more plain success would leave the window exactly as it is: a count-based
-    /// window full of plain successes. (A time-based window always records: its buckets age.)
-    #[inline]
-    pub(crate) fn is_clean(&self) -> bool {
-        match self {
-            Window::Count(w) => w.totals.load(Ordering::Acquire) == w.size,
-            Window::Time(_) => false,
-        }
-    }
 }
 
 // === impl CountWindow ===
@@ -111,6 +101,13 @@ impl CountWindow {
             totals: AtomicU64::new(0),
             size: u64::from(size),
         }
+    }
+
+    /// Whether one more plain success would leave the window exactly as it is: it is full of
+    /// plain successes.
+    #[inline]
+    pub(crate) fn is_clean(&self) -> bool {
+        self.totals.load(Ordering::Acquire) == self.size
     }
 
     fn record(&self, sample: Sample) -> Option<Counts> {
@@ -323,6 +320,31 @@ impl TimeWindow {
             return None; // only plain successes in the window: no rate can reach its limit
         }
         Some(self.counts_at(index, index.max(before)))
+    }
+
+    /// [`record`](Self::record) of a plain success, when it would only add one call to the
+    /// current bucket and answer `None`: the bucket is the newest any record reached (no
+    /// rotation), has room (no halving), and no failure or slow call lies within a window of it
+    /// (no rate to check). `false`, with nothing recorded, otherwise or when the
+    /// compare-and-swap loses a race.
+    #[inline]
+    pub(crate) fn record_quiet(&self, now: u64) -> bool {
+        let index = self.bucket_nanos.div(now);
+        if self.newest.load(Ordering::Acquire) != index {
+            return false;
+        }
+        let last_dirty = self.dirty.load(Ordering::Acquire);
+        if last_dirty != 0 && (last_dirty - 1).saturating_add(self.len()) > index {
+            return false;
+        }
+        let slot = self.slot(index);
+        let word = slot.load(Ordering::Acquire);
+        // The calls are the word's low bits: with room left, one more is `word + 1`.
+        word_tag(word) == tag(index)
+            && word & COUNT_MASK < COUNT_MASK
+            && slot
+                .compare_exchange(word, word + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
     }
 
     /// Empties the buckets time has passed since `from`, up to and including `to`.
