@@ -78,9 +78,10 @@ impl Ticket {
 /// outcome (the call was cancelled) counts as neither success nor failure and frees its HalfOpen
 /// trial slot, so no sequence of drops can leave the breaker stuck.
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
+#[repr(C)]
 pub struct Permit<'a> {
-    inner: &'a Inner,
     ticket: Ticket,
+    inner: &'a Inner,
 }
 
 impl<'a> Permit<'a> {
@@ -183,9 +184,10 @@ impl<T: BreakerHolder + ?Sized> BreakerHolder for std::sync::Arc<T> {
 /// Permission to make one call that owns its way back to its breaker (a [`BreakerHolder`]: by
 /// default a handle to the breaker), for `'static` futures. Behaves exactly like [`Permit`].
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
+#[repr(C)]
 pub struct OwnedPermit<H: BreakerHolder = CircuitBreaker> {
-    holder: H,
     ticket: Ticket,
+    holder: H,
 }
 
 impl<H: BreakerHolder> OwnedPermit<H> {
