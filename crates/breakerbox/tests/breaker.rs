@@ -172,6 +172,84 @@ fn a_time_window_counts_every_healthy_call_in_its_rate() {
     assert_eq!(b.state(), State::Open, "10 of 20 failed");
 }
 
+fn time_window(builder: breakerbox::config::BreakerConfigBuilder) -> BreakerConfig {
+    builder
+        .no_consecutive_failures()
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn in_a_time_window_the_success_that_reaches_minimum_calls_can_trip() {
+    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(4));
+    let (b, _clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Failure);
+    call(&b, Outcome::Success);
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "3 calls, fewer than minimum_calls"
+    );
+    call(&b, Outcome::Success);
+    assert_eq!(b.state(), State::Open, "2 of 4 failed");
+}
+
+#[test]
+fn in_a_time_window_slow_successes_count_as_slow_from_the_threshold_on() {
+    let config = time_window(
+        BreakerConfig::builder()
+            .slow_call_rate(0.5, Duration::from_secs(1))
+            .minimum_calls(4),
+    );
+    let (b, clock) = breaker(config);
+    call_taking(&b, &clock, Duration::from_millis(999), Outcome::Success);
+    call_taking(&b, &clock, Duration::from_millis(999), Outcome::Success);
+    call_taking(&b, &clock, SEC, Outcome::Success);
+    assert_eq!(
+        b.snapshot().window_slow_calls,
+        1,
+        "exactly the threshold is slow"
+    );
+    call_taking(&b, &clock, Duration::from_secs(5), Outcome::Success);
+    assert_eq!(b.state(), State::Open, "2 of 4 calls slow");
+}
+
+#[test]
+fn a_full_time_bucket_of_successes_halves_and_shows_no_failure() {
+    let config = time_window(BreakerConfig::builder().failure_rate(0.5));
+    let (b, _clock) = breaker(config);
+    // One more than a bucket counts (2^17 - 1), all in the first bucket.
+    for _ in 0..(1 << 17) {
+        call(&b, Outcome::Success);
+    }
+    let snap = b.snapshot();
+    assert_eq!((snap.window_failures, snap.window_slow_calls), (0, 0));
+    assert_eq!(
+        snap.window_calls,
+        (1 << 16) - 1 + 1,
+        "halved once, then one more"
+    );
+    assert_eq!(b.state(), State::Closed);
+}
+
+#[test]
+fn a_success_admitted_before_a_forced_open_is_not_counted_in_a_time_window() {
+    let config = time_window(BreakerConfig::builder().failure_rate(0.5));
+    let (b, _clock) = breaker(config);
+    call(&b, Outcome::Success);
+    let late = b.try_acquire().unwrap();
+    b.force_open();
+    let before = b.snapshot().window_calls;
+    late.record(Outcome::Success);
+    assert_eq!(
+        b.snapshot().window_calls,
+        before,
+        "admitted in an earlier period"
+    );
+}
+
 #[test]
 fn slow_call_rate_trips_on_slow_successes() {
     let config = BreakerConfig::builder()

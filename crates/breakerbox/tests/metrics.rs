@@ -136,6 +136,37 @@ fn calls_transitions_state_and_durations_are_published() {
 }
 
 #[test]
+fn a_time_window_publishes_every_healthy_calls_duration() {
+    let recorder = DebuggingRecorder::new();
+    let mut published = Published::of(&recorder);
+    let clock = ManualClock::new();
+    let breaker = metrics::with_local_recorder(&recorder, || {
+        CircuitBreaker::builder(
+            "beatport",
+            BreakerConfig::builder()
+                .failure_rate(0.5)
+                .time_window(Duration::from_secs(60), 60)
+                .build()
+                .unwrap(),
+        )
+        .clock(Arc::new(clock.clone()))
+        .call_duration_histogram(true)
+        .build()
+    });
+    for _ in 0..3 {
+        let permit = breaker.try_acquire().unwrap();
+        clock.advance(Duration::from_millis(100));
+        permit.record(Outcome::Success);
+    }
+    published.refresh();
+    let successes = id(
+        "circuit_breaker_call_duration_seconds",
+        &[("breaker", "beatport"), ("result", "success")],
+    );
+    assert_eq!(published.histograms[&successes], [0.1, 0.1, 0.1]);
+}
+
+#[test]
 fn call_durations_are_published_only_when_asked_for() {
     let recorder = DebuggingRecorder::new();
     let mut published = Published::of(&recorder);
