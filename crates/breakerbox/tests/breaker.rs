@@ -198,11 +198,14 @@ fn in_a_time_window_the_success_that_reaches_minimum_calls_can_trip() {
 
 #[test]
 fn in_a_time_window_slow_successes_count_as_slow_from_the_threshold_on() {
-    let config = time_window(
-        BreakerConfig::builder()
-            .slow_call_rate(0.5, Duration::from_secs(1))
-            .minimum_calls(4),
-    );
+    // Buckets of 6 s: the first three calls land in the same one.
+    let config = BreakerConfig::builder()
+        .no_consecutive_failures()
+        .slow_call_rate(0.5, Duration::from_secs(1))
+        .minimum_calls(4)
+        .time_window(Duration::from_secs(60), 10)
+        .build()
+        .unwrap();
     let (b, clock) = breaker(config);
     call_taking(&b, &clock, Duration::from_millis(999), Outcome::Success);
     call_taking(&b, &clock, Duration::from_millis(999), Outcome::Success);
@@ -214,6 +217,31 @@ fn in_a_time_window_slow_successes_count_as_slow_from_the_threshold_on() {
     );
     call_taking(&b, &clock, Duration::from_secs(5), Outcome::Success);
     assert_eq!(b.state(), State::Open, "2 of 4 calls slow");
+}
+
+#[test]
+fn in_a_time_window_a_success_ends_a_run_of_failures_the_window_has_forgotten() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(5)
+        .failure_rate(0.9)
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(Duration::from_secs(20));
+    // The failure has left the window, but the run it started goes on until a success.
+    call(&b, Outcome::Success);
+    for _ in 0..4 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(
+        b.state(),
+        State::Closed,
+        "4 failures in a row since the success"
+    );
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
 }
 
 #[test]
