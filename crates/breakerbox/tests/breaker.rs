@@ -27,6 +27,15 @@ fn call_taking(b: &CircuitBreaker, clock: &ManualClock, took: Duration, outcome:
     permit.record(outcome);
 }
 
+/// No consecutive-failure rule; the last 10 s in buckets of 1 s.
+fn time_window(builder: breakerbox::config::BreakerConfigBuilder) -> BreakerConfig {
+    builder
+        .no_consecutive_failures()
+        .time_window(Duration::from_secs(10), 10)
+        .build()
+        .unwrap()
+}
+
 fn events(b: &CircuitBreaker) -> Arc<Mutex<Vec<TransitionEvent>>> {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
@@ -119,13 +128,7 @@ fn count_window_forgets_old_failures() {
 
 #[test]
 fn time_window_forgets_failures_older_than_the_window() {
-    let config = BreakerConfig::builder()
-        .no_consecutive_failures()
-        .failure_rate(0.5)
-        .minimum_calls(4)
-        .time_window(Duration::from_secs(10), 10)
-        .build()
-        .unwrap();
+    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(4));
     let (b, clock) = breaker(config);
     call(&b, Outcome::Failure);
     call(&b, Outcome::Failure);
@@ -146,13 +149,7 @@ fn time_window_forgets_failures_older_than_the_window() {
 
 #[test]
 fn a_time_window_counts_every_healthy_call_in_its_rate() {
-    let config = BreakerConfig::builder()
-        .no_consecutive_failures()
-        .failure_rate(0.5)
-        .minimum_calls(10)
-        .time_window(Duration::from_secs(10), 10)
-        .build()
-        .unwrap();
+    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(10));
     let (b, clock) = breaker(config);
     // Ten healthy calls over three buckets: the first of each bucket moves the window on, the
     // others only add to their bucket.
@@ -170,14 +167,6 @@ fn a_time_window_counts_every_healthy_call_in_its_rate() {
     assert_eq!(b.snapshot().window_calls, 19);
     call(&b, Outcome::Failure);
     assert_eq!(b.state(), State::Open, "10 of 20 failed");
-}
-
-fn time_window(builder: breakerbox::config::BreakerConfigBuilder) -> BreakerConfig {
-    builder
-        .no_consecutive_failures()
-        .time_window(Duration::from_secs(10), 10)
-        .build()
-        .unwrap()
 }
 
 #[test]
