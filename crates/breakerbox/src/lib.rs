@@ -62,13 +62,14 @@ pub mod circuit_breaker;
 pub mod clock;
 pub mod config;
 pub mod retry;
+pub mod status;
 mod sync;
 
 pub use backoff::{Backoff, Jitter};
 pub use breaker_box::{BreakerBox, Health, Target};
 pub use circuit_breaker::{
-    BreakerHolder, BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit, Permit,
-    ProbeTicket, State, TransitionEvent, TransitionReason,
+    AttemptOutcome, BreakerHolder, BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit,
+    Permit, ProbeTicket, State, TransitionEvent, TransitionReason,
 };
 #[cfg(feature = "toml")]
 pub use config::ConfigError;
@@ -76,3 +77,4 @@ pub use config::{
     BoxConfig, BreakerConfig, BreakerRule, InvalidConfig, Match, Overflow, WindowConfig,
 };
 pub use retry::{RetryBudget, RetryConfig};
+pub use status::{StatusPattern, Statuses};

@@ -19,10 +19,11 @@
 use breakerbox::backoff::{Backoff, Jitter};
 use breakerbox::clock::ManualClock;
 use breakerbox::retry::{
-    AttemptOutcome, Retrier, RetryConfig, RetryDecision, RetryRun, StopReason, parse_retry_after,
+    Retrier, RetryConfig, RetryDecision, RetryRun, StopReason, parse_retry_after,
 };
 use breakerbox::{
-    BoxConfig, BreakerBox, BreakerConfig, CircuitBreaker, ConfigError, Outcome, State, Target,
+    AttemptOutcome, BoxConfig, BreakerBox, BreakerConfig, CircuitBreaker, ConfigError, Outcome,
+    State, Target,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config as ProptestConfig, TestCaseError};
@@ -538,6 +539,8 @@ const KNOWN_KEYS: &[&str] = &[
     "half_open_max_calls",
     "success_threshold",
     "probe_interval",
+    "probe_timeout",
+    "max_half_open_wait",
     // `window`
     "kind",
     "size",
@@ -970,7 +973,46 @@ fn breaker_keys() -> Vec<(&'static str, Values)> {
             count(1, 65535, &[], &["0", "65536", "70000"]),
         ),
         ("probe_interval", duration(1, 3_600_000)),
+        ("probe_timeout", duration(1, 3_600_000)),
+        ("max_half_open_wait", duration(1, 3_600_000)),
+        ("statuses", statuses()),
     ]
+}
+
+/// A `statuses` list, for the breaker and the retry tables alike: error statuses only.
+fn statuses() -> Values {
+    values(
+        prop::collection::vec(
+            prop_oneof![
+                (400u16..=599).prop_map(|s| s.to_string()),
+                (4u8..=5).prop_map(|c| format!("\"{c}xx\"")),
+            ],
+            0..4,
+        )
+        .prop_map(|items| format!("[{}]", items.join(", ")))
+        .boxed(),
+        &["[\"5XX\"]"],
+        &[
+            "[\"6xx\"]",
+            "[\"0xx\"]",
+            "[\"2xx\"]",
+            "[\"3xx\"]",
+            "[70000]",
+            "[600]",
+            "[399]",
+            "[200]",
+            "[100]",
+            "[99]",
+            "[0]",
+            "[-1]",
+            "[\"abc\"]",
+            "[\"5x\"]",
+            "[\"\"]",
+            "[503, true]",
+            "503",
+            "\"5xx\"",
+        ],
+    )
 }
 
 fn retry_keys() -> Vec<(&'static str, Values)> {
@@ -997,33 +1039,6 @@ fn retry_keys() -> Vec<(&'static str, Values)> {
             "{ tll = \"5s\" }",
             "\"x\"",
             "5",
-        ],
-    );
-    let statuses = values(
-        prop::collection::vec(
-            prop_oneof![
-                (100u16..=599).prop_map(|s| s.to_string()),
-                (1u8..=5).prop_map(|c| format!("\"{c}xx\"")),
-            ],
-            0..4,
-        )
-        .prop_map(|items| format!("[{}]", items.join(", ")))
-        .boxed(),
-        &["[\"5XX\"]"],
-        &[
-            "[\"6xx\"]",
-            "[\"0xx\"]",
-            "[70000]",
-            "[600]",
-            "[99]",
-            "[0]",
-            "[-1]",
-            "[\"abc\"]",
-            "[\"5x\"]",
-            "[\"\"]",
-            "[503, true]",
-            "503",
-            "\"5xx\"",
         ],
     );
     vec![
@@ -1056,7 +1071,7 @@ fn retry_keys() -> Vec<(&'static str, Values)> {
             "retry_non_idempotent",
             values(pick(&["true", "false"]), &[], &["\"yes\"", "1", "[]"]),
         ),
-        ("statuses", statuses),
+        ("statuses", statuses()),
         ("budget", budget),
     ]
 }

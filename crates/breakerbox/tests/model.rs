@@ -62,6 +62,8 @@ struct Cfg {
     half_open_max: u32,
     success_threshold: u32,
     probe_ms: Option<u64>,
+    /// `max_half_open_wait`.
+    half_open_wait_ms: u64,
     histogram: bool,
     /// Where the clock stands when the breaker is built.
     start_ms: u64,
@@ -83,6 +85,7 @@ impl Cfg {
             half_open_max: 1,
             success_threshold: 1,
             probe_ms: None,
+            half_open_wait_ms: 120_000,
             histogram: false,
             start_ms: 0,
         }
@@ -109,7 +112,8 @@ impl Cfg {
             .open_duration(ms(self.open_ms))
             .open_backoff(self.multiplier, ms(self.max_open_ms))
             .half_open_max_calls(self.half_open_max)
-            .success_threshold(self.success_threshold);
+            .success_threshold(self.success_threshold)
+            .max_half_open_wait(ms(self.half_open_wait_ms));
         if let Some(p) = self.probe_ms {
             b = b.probe_interval(ms(p));
         }
@@ -159,6 +163,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
         1u32..=4,
         1u32..=4,
         prop::option::of(prop::sample::select(vec![300u64, 1000, 3000])),
+        prop::sample::select(vec![500u64, 2000, 120_000]),
         any::<bool>(),
         prop::sample::select(vec![0u64, 7, 1000, 123_456]),
     );
@@ -172,6 +177,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
                 half_open_max,
                 success_threshold,
                 probe_ms,
+                half_open_wait_ms,
                 histogram,
                 start_ms,
             ),
@@ -189,6 +195,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
                 half_open_max,
                 success_threshold,
                 probe_ms,
+                half_open_wait_ms,
                 histogram,
                 start_ms,
             };
@@ -371,7 +378,12 @@ struct Model {
     in_flight: u32,
     successes: u32,
     probe_due_at: u64,
-    probe_running: bool,
+    /// The running probe's claim: when it expires (0: none). Rule: a probe that has not
+    /// reported within its timeout (the probe interval) no longer blocks the next one, and only
+    /// the claim still held frees or reschedules.
+    probe_claim: u64,
+    /// When the current HalfOpen period began.
+    half_open_since: u64,
     events: Vec<Event>,
 }
 
@@ -389,7 +401,8 @@ impl Model {
             in_flight: 0,
             successes: 0,
             probe_due_at: u64::MAX,
-            probe_running: false,
+            probe_claim: 0,
+            half_open_since: 0,
             events: Vec::new(),
             cfg,
         }
@@ -481,6 +494,7 @@ impl Model {
                 self.run = 0;
                 self.window.clear();
             }
+            State::HalfOpen => self.half_open_since = self.now,
             _ => {}
         }
         self.state = to;
@@ -512,6 +526,17 @@ impl Model {
                     self.transition(State::HalfOpen, "open_duration_elapsed");
                 }
                 if self.in_flight >= self.cfg.half_open_max {
+                    // Rule: trials that hold every slot past `max_half_open_wait` are given up
+                    // on: Closed if one had succeeded, Open again (grown) otherwise.
+                    if self.now - self.half_open_since >= self.cfg.half_open_wait_ms * MS {
+                        let to = if self.successes > 0 {
+                            State::Closed
+                        } else {
+                            State::Open
+                        };
+                        self.transition(to, "half_open_wait_elapsed");
+                        return self.acquire();
+                    }
                     return Err((State::HalfOpen, None));
                 }
                 self.in_flight += 1;
@@ -587,30 +612,36 @@ impl Model {
         }
     }
 
-    fn probe_due(&mut self) -> Option<u64> {
+    /// The generation and claim of a probe that is due.
+    fn probe_due(&mut self) -> Option<(u64, u64)> {
         let every = self.cfg.probe_ms? * MS;
+        let running = self.probe_claim != 0 && self.now < self.probe_claim;
         let due = self.state == State::Open
             && self.now >= self.probe_due_at
             && self.now < self.open_until
-            && !self.probe_running;
+            && !running;
         if !due {
             return None;
         }
-        self.probe_running = true;
+        // The timeout is the probe interval (the default).
+        self.probe_claim = (self.now + every).max(1);
         self.probe_due_at = self.now + every;
-        Some(self.generation)
+        Some((self.generation, self.probe_claim))
     }
 
-    fn finish_probe(&mut self, generation: u64, healthy: bool) {
-        if healthy {
-            // Only moves the breaker if it is still in the Open period the probe was claimed in.
-            if self.state == State::Open && self.generation == generation {
-                self.transition(State::HalfOpen, "probe_succeeded");
-            }
-        } else if let Some(p) = self.cfg.probe_ms {
-            self.probe_due_at = self.now + p * MS;
+    fn finish_probe(&mut self, generation: u64, claim: u64, healthy: bool) {
+        // Only moves the breaker if it is still in the Open period the probe was claimed in.
+        if healthy && self.state == State::Open && self.generation == generation {
+            self.transition(State::HalfOpen, "probe_succeeded");
         }
-        self.probe_running = false;
+        if self.probe_claim == claim {
+            self.probe_claim = 0;
+            if !healthy {
+                if let Some(p) = self.cfg.probe_ms {
+                    self.probe_due_at = self.now + p * MS;
+                }
+            }
+        }
     }
 
     fn retry_in(&self) -> Option<Duration> {
@@ -645,7 +676,7 @@ fn run(cfg: &Cfg, ops: &[Op]) -> Result<Model, TestCaseError> {
         .build();
     let mut model = Model::new(cfg.clone());
     let mut permits: Vec<(OwnedPermit, MPermit)> = Vec::new();
-    let mut probes: Vec<(ProbeTicket, u64)> = Vec::new();
+    let mut probes: Vec<(ProbeTicket, (u64, u64))> = Vec::new();
 
     for (step, op) in ops.iter().enumerate() {
         match *op {
@@ -738,19 +769,19 @@ fn run(cfg: &Cfg, ops: &[Op]) -> Result<Model, TestCaseError> {
                     "step {}: probe due",
                     step
                 );
-                if let (Some(ticket), Some(generation)) = (real, expected) {
-                    probes.push((ticket, generation));
+                if let (Some(ticket), Some(claim)) = (real, expected) {
+                    probes.push((ticket, claim));
                 }
             }
             Op::Probe(i, report) => {
                 if !probes.is_empty() {
-                    let (ticket, generation) = probes.remove(i % probes.len());
+                    let (ticket, (generation, claim)) = probes.remove(i % probes.len());
                     match report {
                         Report::Succeeded => ticket.succeeded(),
                         Report::Failed => ticket.failed(),
                         Report::Dropped => drop(ticket),
                     }
-                    model.finish_probe(generation, report == Report::Succeeded);
+                    model.finish_probe(generation, claim, report == Report::Succeeded);
                 }
             }
         }

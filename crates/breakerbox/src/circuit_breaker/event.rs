@@ -35,6 +35,12 @@ pub enum TransitionReason {
         /// Successful trials.
         count: u32,
     },
+    /// Trial calls held every HalfOpen slot for longer than `max_half_open_wait`: closed if
+    /// some trials had succeeded, open again (for longer) if none had.
+    HalfOpenWaitElapsed {
+        /// Trials that had succeeded.
+        successes: u32,
+    },
     /// An operator called `force_open`.
     ForcedOpen,
     /// An operator called `disable`.
@@ -56,6 +62,7 @@ impl TransitionReason {
             TransitionReason::ProbeSucceeded => "probe_succeeded",
             TransitionReason::TrialFailed => "trial_failed",
             TransitionReason::TrialsSucceeded { .. } => "trials_succeeded",
+            TransitionReason::HalfOpenWaitElapsed { .. } => "half_open_wait_elapsed",
             TransitionReason::ForcedOpen => "forced_open",
             TransitionReason::Disabled => "disabled",
             TransitionReason::MetricsOnly => "metrics_only",
@@ -78,6 +85,12 @@ impl fmt::Display for TransitionReason {
             }
             TransitionReason::TrialsSucceeded { count } => {
                 write!(f, "trial calls succeeded ({count})")
+            }
+            TransitionReason::HalfOpenWaitElapsed { successes } => {
+                write!(
+                    f,
+                    "trial calls outlasted max_half_open_wait ({successes} succeeded)"
+                )
             }
             other => f.write_str(other.as_str()),
         }

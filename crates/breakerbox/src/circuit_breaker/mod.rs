@@ -63,6 +63,7 @@ pub mod error;
 pub mod event;
 mod metrics;
 mod name;
+mod outcome;
 mod permit;
 mod probe;
 mod snapshot;
@@ -72,6 +73,7 @@ mod window;
 pub use error::CircuitOpen;
 pub use event::{Listener, TransitionEvent, TransitionReason};
 pub use name::BreakerName;
+pub use outcome::{AttemptOutcome, Outcome};
 pub use permit::{BreakerHolder, OwnedPermit, Permit};
 pub use probe::ProbeTicket;
 pub use snapshot::BreakerSnapshot;
@@ -82,7 +84,7 @@ use self::state::{CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, 
 use self::window::{CountWindow, Sample, TimeWindow, Window};
 use crate::clock::{MonotonicClock, SharedClock, nanos};
 use crate::config::{BreakerConfig, WindowConfig};
-use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, lock};
+use crate::sync::{AtomicU64, Mutex, Ordering, lock};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -142,39 +144,6 @@ impl fmt::Display for State {
     }
 }
 
-/// How a call went, as the front end classified it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Outcome {
-    /// The upstream did its job.
-    Success,
-    /// The upstream failed (a 5xx, a timeout, a refused connection…).
-    Failure,
-    /// Says nothing about the upstream's health (a 404 caused by the client, a cancelled call).
-    Ignored,
-}
-
-impl Outcome {
-    /// The outcome of an HTTP response with status `status` (DESIGN.md section 4), shared by
-    /// every HTTP front end: 5xx, 408 Request Timeout and 429 Too Many Requests are failures;
-    /// other 4xx are ignored (a client bug must not trip the breaker); the rest are successes.
-    ///
-    /// ```
-    /// use breakerbox::Outcome;
-    ///
-    /// assert_eq!(Outcome::of_status(503), Outcome::Failure);
-    /// assert_eq!(Outcome::of_status(429), Outcome::Failure);
-    /// assert_eq!(Outcome::of_status(404), Outcome::Ignored);
-    /// assert_eq!(Outcome::of_status(200), Outcome::Success);
-    /// ```
-    pub fn of_status(status: u16) -> Outcome {
-        match status {
-            408 | 429 | 500..=599 => Outcome::Failure,
-            400..=499 => Outcome::Ignored,
-            _ => Outcome::Success,
-        }
-    }
-}
-
 // === impl CircuitBreaker ===
 
 /// A circuit breaker: a cheap handle, clones share the breaker. See the
@@ -206,7 +175,11 @@ pub(crate) struct Inner {
     /// When the current Open period ends (clock nanoseconds); written before Open is published.
     open_until: AtomicU64,
     probe_due_at: AtomicU64,
-    probe_running: AtomicBool,
+    /// The running probe's claim: the clock time at which it expires, 0 when none runs. A
+    /// probe that never reports (a hung health check) stops blocking others once it expires.
+    probe_claim: AtomicU64,
+    /// When the current HalfOpen period began (clock nanoseconds), for `max_half_open_wait`.
+    half_open_since: AtomicU64,
     control: Mutex<Control>,
     metrics: BreakerMetrics,
 }
@@ -337,12 +310,17 @@ impl CircuitBreaker {
 
     /// A health probe, if one is due now: the breaker is Open, `probe_interval` is set, the
     /// interval has passed since it opened (or since the last probe), and no other probe is
-    /// running. The caller runs its probe and reports through the ticket; a success moves the
-    /// breaker to HalfOpen early.
+    /// running. The caller runs its probe, gives up on it after
+    /// [`probe_timeout`](BreakerConfig::probe_timeout), and reports through the ticket; a
+    /// success moves the breaker to HalfOpen early.
+    ///
+    /// A probe that never reports does not block probing for good: once its `probe_timeout`
+    /// has passed, the next probe may be claimed, and the late report of the expired one only
+    /// counts if it is a success while the breaker is still in the same Open period.
     pub fn probe_due(&self) -> Option<ProbeTicket> {
         self.inner
             .claim_probe()
-            .map(|generation| ProbeTicket::new(self.clone(), generation))
+            .map(|(generation, claim)| ProbeTicket::new(self.clone(), generation, claim))
     }
 
     /// How long until a probe is due, for front ends that schedule probes with a timer: `None`
@@ -475,7 +453,8 @@ impl Builder {
             window,
             open_until: AtomicU64::new(0),
             probe_due_at: AtomicU64::new(u64::MAX),
-            probe_running: AtomicBool::new(false),
+            probe_claim: AtomicU64::new(0),
+            half_open_since: AtomicU64::new(0),
             control: Mutex::new(Control {
                 open_duration: config.open_duration,
                 trips: 0,
@@ -588,6 +567,10 @@ impl Inner {
                 }
                 _ => {
                     if w.in_flight() >= self.config.half_open_max_calls {
+                        if self.half_open_outwaited(w) {
+                            w = self.word();
+                            continue;
+                        }
                         return Err(self.reject(State::HalfOpen, None));
                     }
                     let next = w.with_trials(w.in_flight() + 1, w.successes());
@@ -609,6 +592,34 @@ impl Inner {
                 }
             }
         }
+    }
+
+    /// A HalfOpen whose trial slots are all taken, for longer than `max_half_open_wait`: the
+    /// breaker decides without the trials in flight (their late outcomes are then stale):
+    /// Closed if a trial has succeeded, Open again otherwise. Returns whether it moved.
+    #[cold]
+    fn half_open_outwaited(&self, w: Word) -> bool {
+        let since = self.half_open_since.load(Ordering::Acquire);
+        if self.now().saturating_sub(since) < nanos(self.config.max_half_open_wait) {
+            return false;
+        }
+        let generation = w.generation();
+        let (to, reason) = if w.successes() > 0 {
+            (
+                CLOSED,
+                TransitionReason::HalfOpenWaitElapsed {
+                    successes: w.successes(),
+                },
+            )
+        } else {
+            (OPEN, TransitionReason::HalfOpenWaitElapsed { successes: 0 })
+        };
+        self.transition(
+            |w| w.kind() == HALF_OPEN && w.generation() == generation,
+            to,
+            reason,
+        );
+        true
     }
 
     fn reject(&self, state: State, retry_after: Option<Duration>) -> CircuitOpen {
@@ -840,7 +851,9 @@ impl Inner {
         }
     }
 
-    fn claim_probe(&self) -> Option<u32> {
+    /// Claims the probe that is due, if any: the Open period's generation and the claim (its
+    /// expiry time, never 0).
+    fn claim_probe(&self) -> Option<(u32, u64)> {
         let every = self.config.probe_interval?;
         let w = self.word();
         if w.kind() != OPEN {
@@ -852,27 +865,43 @@ impl Inner {
         {
             return None;
         }
-        self.probe_running
-            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+        let running = self.probe_claim.load(Ordering::Acquire);
+        if running != 0 && now < running {
+            return None; // another probe runs and has time left
+        }
+        let claim = now
+            .saturating_add(nanos(self.config.probe_timeout().unwrap_or(every)))
+            .max(1);
+        self.probe_claim
+            .compare_exchange(running, claim, Ordering::AcqRel, Ordering::Acquire)
             .ok()?;
         // Until this probe reports, the next one is not due.
         self.probe_due_at
             .store(now.saturating_add(nanos(every)), Ordering::Release);
-        Some(w.generation())
+        Some((w.generation(), claim))
     }
 
-    fn finish_probe(&self, generation: u32, healthy: bool) {
+    fn finish_probe(&self, generation: u32, claim: u64, healthy: bool) {
         if healthy {
             self.transition(
                 |w| w.kind() == OPEN && w.generation() == generation,
                 HALF_OPEN,
                 TransitionReason::ProbeSucceeded,
             );
-        } else if let Some(every) = self.config.probe_interval {
-            self.probe_due_at
-                .store(self.now().saturating_add(nanos(every)), Ordering::Release);
         }
-        self.probe_running.store(false, Ordering::Release);
+        // Only the claim still held reschedules and frees: an expired probe's late report
+        // must not release a newer probe's claim.
+        if self
+            .probe_claim
+            .compare_exchange(claim, 0, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            && !healthy
+        {
+            if let Some(every) = self.config.probe_interval {
+                self.probe_due_at
+                    .store(self.now().saturating_add(nanos(every)), Ordering::Release);
+            }
+        }
     }
 
     /// Moves to `to` if the current word passes `expect`; returns whether it did. Transitions
@@ -903,6 +932,7 @@ impl Inner {
                             .store(now.saturating_add(nanos(every)), Ordering::Release);
                     }
                 }
+                HALF_OPEN => self.half_open_since.store(now, Ordering::Release),
                 CLOSED | METRICS_ONLY => {
                     open_duration = self.config.open_duration;
                     // A swap, not a store: a read-modify-write, so that it is ordered with a

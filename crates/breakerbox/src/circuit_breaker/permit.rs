@@ -1,6 +1,6 @@
 //! Permits: admission tickets that report the call's outcome.
 
-use super::{CircuitBreaker, Inner, Outcome};
+use super::{AttemptOutcome, CircuitBreaker, Inner, Outcome};
 use std::fmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,9 +74,15 @@ impl Ticket {
 
 /// Permission to make one call, borrowed from its breaker.
 ///
-/// Report how the call went with [`record`](Self::record). Dropping the permit without an
-/// outcome (the call was cancelled) counts as neither success nor failure and frees its HalfOpen
-/// trial slot, so no sequence of drops can leave the breaker stuck.
+/// Report how the call went with [`record`](Self::record) (an [`Outcome`]) or
+/// [`report`](Self::report) (an [`AttemptOutcome`], which the breaker's config turns into an
+/// outcome). Dropping the permit without an outcome (the call was cancelled) counts as neither
+/// success nor failure and frees its HalfOpen trial slot, so no sequence of drops can leave the
+/// breaker stuck; dropping it while the thread panics (the call panicked) counts as a failure.
+///
+/// An outcome counts only in the state period its permit was admitted in: if the breaker has
+/// changed state since (it opened, closed, or was reset), the late outcome is ignored and can
+/// never count against the newer period.
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
 #[repr(C)]
 pub struct Permit<'a> {
@@ -98,6 +104,20 @@ impl<'a> Permit<'a> {
         this.inner.finish(&this.ticket, Some(outcome));
     }
 
+    /// Records what the attempt came back with, as the breaker's config classifies it
+    /// ([`BreakerConfig::outcome_of`](crate::BreakerConfig::outcome_of)).
+    #[inline(always)]
+    pub fn report(self, attempt: AttemptOutcome) {
+        let outcome = self.outcome_of(attempt);
+        self.record(outcome);
+    }
+
+    /// The outcome this breaker records for `attempt`.
+    #[inline]
+    pub fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
+        self.inner.config.outcome_of(attempt)
+    }
+
     /// Whether this permit holds one of HalfOpen's trial slots.
     pub fn is_trial(&self) -> bool {
         self.ticket.kind() == TicketKind::Trial
@@ -108,9 +128,16 @@ impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.ticket.armed() {
-            self.inner.finish(&self.ticket, None);
+            self.inner.finish(&self.ticket, unreported());
         }
     }
+}
+
+/// The outcome of a permit dropped without a report: none (a cancelled call), or a failure when
+/// the thread is panicking (the call panicked while holding it).
+#[inline]
+fn unreported() -> Option<Outcome> {
+    std::thread::panicking().then_some(Outcome::Failure)
 }
 
 impl fmt::Debug for Permit<'_> {
@@ -182,7 +209,9 @@ impl<T: BreakerHolder + ?Sized> BreakerHolder for std::sync::Arc<T> {
 }
 
 /// Permission to make one call that owns its way back to its breaker (a [`BreakerHolder`]: by
-/// default a handle to the breaker), for `'static` futures. Behaves exactly like [`Permit`].
+/// default a handle to the breaker), for `'static` futures. Behaves exactly like [`Permit`]:
+/// dropped unreported it records nothing (or a failure while panicking), and its outcome counts
+/// only in the state period it was admitted in.
 #[must_use = "a permit reports its call's outcome; dropping it records nothing"]
 #[repr(C)]
 pub struct OwnedPermit<H: BreakerHolder = CircuitBreaker> {
@@ -205,6 +234,20 @@ impl<H: BreakerHolder> OwnedPermit<H> {
             .finish(&self.ticket, Some(outcome));
     }
 
+    /// Records what the attempt came back with, as the breaker's config classifies it
+    /// ([`BreakerConfig::outcome_of`](crate::BreakerConfig::outcome_of)).
+    #[inline(always)]
+    pub fn report(self, attempt: AttemptOutcome) {
+        let outcome = self.outcome_of(attempt);
+        self.record(outcome);
+    }
+
+    /// The outcome this breaker records for `attempt`.
+    #[inline]
+    pub fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
+        self.holder.breaker().inner.config.outcome_of(attempt)
+    }
+
     /// Whether this permit holds one of HalfOpen's trial slots.
     pub fn is_trial(&self) -> bool {
         self.ticket.kind() == TicketKind::Trial
@@ -225,7 +268,10 @@ impl<H: BreakerHolder> Drop for OwnedPermit<H> {
     #[inline]
     fn drop(&mut self) {
         if self.ticket.armed() {
-            self.holder.breaker().inner.finish(&self.ticket, None);
+            self.holder
+                .breaker()
+                .inner
+                .finish(&self.ticket, unreported());
         }
     }
 }

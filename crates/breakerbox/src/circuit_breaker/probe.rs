@@ -2,13 +2,16 @@
 
 use super::CircuitBreaker;
 use std::fmt;
+use std::time::Duration;
 
 /// A claimed health probe of an Open breaker (see [`CircuitBreaker::probe_due`]).
 ///
-/// Run the probe (an HTTP health check, say) and report with [`succeeded`](Self::succeeded)
-/// or [`failed`](Self::failed). A success moves the breaker to HalfOpen at once, so trial calls
+/// Run the probe (an HTTP health check, say), give up on it after
+/// [`timeout`](Self::timeout), and report with [`succeeded`](Self::succeeded) or
+/// [`failed`](Self::failed). A success moves the breaker to HalfOpen at once, so trial calls
 /// start before the open duration ends; a failure, or dropping the ticket, schedules the next
-/// probe one `probe_interval` later. Only one probe runs at a time.
+/// probe one `probe_interval` later. Only one probe runs at a time, and one that never reports
+/// stops counting as running once its timeout has passed.
 ///
 /// ```
 /// use breakerbox::{BreakerConfig, CircuitBreaker, State};
@@ -37,14 +40,16 @@ use std::fmt;
 pub struct ProbeTicket {
     breaker: CircuitBreaker,
     generation: u32,
+    claim: u64,
     reported: bool,
 }
 
 impl ProbeTicket {
-    pub(crate) fn new(breaker: CircuitBreaker, generation: u32) -> Self {
+    pub(crate) fn new(breaker: CircuitBreaker, generation: u32, claim: u64) -> Self {
         Self {
             breaker,
             generation,
+            claim,
             reported: false,
         }
     }
@@ -53,25 +58,40 @@ impl ProbeTicket {
     /// probe was claimed in.
     pub fn succeeded(mut self) {
         self.reported = true;
-        self.breaker.inner.finish_probe(self.generation, true);
+        self.breaker
+            .inner
+            .finish_probe(self.generation, self.claim, true);
     }
 
     /// The upstream is still down: the next probe is due one interval from now.
     pub fn failed(mut self) {
         self.reported = true;
-        self.breaker.inner.finish_probe(self.generation, false);
+        self.breaker
+            .inner
+            .finish_probe(self.generation, self.claim, false);
     }
 
     /// The breaker being probed.
     pub fn breaker(&self) -> &CircuitBreaker {
         &self.breaker
     }
+
+    /// How long the probe may take: the breaker's `probe_timeout`. Past it, treat the probe as
+    /// failed (another may already have been claimed).
+    pub fn timeout(&self) -> Duration {
+        self.breaker
+            .config()
+            .probe_timeout()
+            .unwrap_or(Duration::MAX)
+    }
 }
 
 impl Drop for ProbeTicket {
     fn drop(&mut self) {
         if !self.reported {
-            self.breaker.inner.finish_probe(self.generation, false);
+            self.breaker
+                .inner
+                .finish_probe(self.generation, self.claim, false);
         }
     }
 }

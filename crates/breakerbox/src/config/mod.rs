@@ -14,6 +14,8 @@ pub use error::ConfigError;
 pub use error::InvalidConfig;
 pub use registry::{BoxConfig, BoxConfigBuilder, BreakerRule, Match, OVERFLOW_BREAKER, Overflow};
 
+use crate::circuit_breaker::{AttemptOutcome, Outcome};
+use crate::status::{StatusPattern, Statuses};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -73,6 +75,9 @@ impl Default for WindowConfig {
 /// | `half_open_max_calls` | 1 | trial calls admitted at once in HalfOpen |
 /// | `success_threshold` | 1 | successful trials that close the breaker |
 /// | `probe_interval` | off | while open, how often a health probe is due |
+/// | `probe_timeout` | `probe_interval` | how long a health probe may take before it counts as failed |
+/// | `max_half_open_wait` | `"2m"` | how long trial calls may hold HalfOpen before the breaker decides without them |
+/// | `statuses` | `[408, 429, "5xx"]` | HTTP statuses that count as failures (error statuses only; see [`outcome_of`](Self::outcome_of)) |
 ///
 /// ```
 /// use breakerbox::BreakerConfig;
@@ -111,6 +116,11 @@ pub struct BreakerConfig {
     pub(crate) success_threshold: u32,
     #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub(crate) probe_interval: Option<Duration>,
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub(crate) probe_timeout: Option<Duration>,
+    #[serde(with = "duration")]
+    pub(crate) max_half_open_wait: Duration,
+    pub(crate) statuses: Statuses,
 }
 
 impl Default for BreakerConfig {
@@ -129,6 +139,9 @@ impl Default for BreakerConfig {
             half_open_max_calls: 1,
             success_threshold: 1,
             probe_interval: None,
+            probe_timeout: None,
+            max_half_open_wait: Duration::from_secs(120),
+            statuses: Statuses::default_errors(),
         }
     }
 }
@@ -218,6 +231,62 @@ impl BreakerConfig {
     /// While open, how often a health probe is due, if probing is on.
     pub fn probe_interval(&self) -> Option<Duration> {
         self.probe_interval
+    }
+
+    /// How long a health probe may take before it counts as failed and another may be claimed,
+    /// if probing is on: `probe_timeout`, or the probe interval when it is not set.
+    pub fn probe_timeout(&self) -> Option<Duration> {
+        self.probe_interval
+            .map(|every| self.probe_timeout.unwrap_or(every))
+    }
+    /// How long HalfOpen waits for its trial calls. A trial that never ends (a leaked permit, a
+    /// response body streamed for an hour) cannot hold the breaker: once this has passed since
+    /// HalfOpen began and every trial slot is still taken, the next call makes the breaker
+    /// decide without the trials in flight: Closed if at least one trial has succeeded,
+    /// Open again otherwise (for a longer open duration, like a failed trial). The outcomes
+    /// of the trials still in flight are then ignored.
+    pub fn max_half_open_wait(&self) -> Duration {
+        self.max_half_open_wait
+    }
+
+    /// The HTTP statuses that count as failures.
+    pub fn statuses(&self) -> &[StatusPattern] {
+        self.statuses.patterns()
+    }
+
+    /// What this breaker records for an attempt's result: a status in `statuses` is a failure,
+    /// any other status a success below 400 and ignored from 400 (a client's own error, or a
+    /// server error the config chose not to count); timeouts, connection and other errors are
+    /// failures; a rejection by another breaker is ignored.
+    ///
+    /// ```
+    /// use breakerbox::{AttemptOutcome, BreakerConfig, Outcome, StatusPattern};
+    ///
+    /// let config = BreakerConfig::default();
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(503)), Outcome::Failure);
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(404)), Outcome::Ignored);
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(200)), Outcome::Success);
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Timeout), Outcome::Failure);
+    ///
+    /// // An API that answers 409 when it is overloaded:
+    /// let config = BreakerConfig::builder()
+    ///     .statuses([StatusPattern::Code(409), StatusPattern::Class(5)])
+    ///     .build()?;
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(409)), Outcome::Failure);
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(429)), Outcome::Ignored);
+    /// # Ok::<(), breakerbox::InvalidConfig>(())
+    /// ```
+    #[inline]
+    pub fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
+        match attempt {
+            AttemptOutcome::Success => Outcome::Success,
+            AttemptOutcome::Status(status) if self.statuses.contains(status) => Outcome::Failure,
+            AttemptOutcome::Status(status) if status < 400 => Outcome::Success,
+            AttemptOutcome::Status(_) | AttemptOutcome::CircuitOpen => Outcome::Ignored,
+            AttemptOutcome::Timeout | AttemptOutcome::Connect | AttemptOutcome::OtherError => {
+                Outcome::Failure
+            }
+        }
     }
 
     /// Whether a rate rule needs the sliding window at all.
@@ -347,6 +416,23 @@ impl BreakerConfig {
                 ));
             }
         }
+        if let Some(timeout) = self.probe_timeout {
+            if timeout.is_zero() {
+                return Err(InvalidConfig::new(
+                    "probe_timeout",
+                    fmt_duration(timeout),
+                    "must be longer than zero",
+                ));
+            }
+        }
+        if self.max_half_open_wait.is_zero() {
+            return Err(InvalidConfig::new(
+                "max_half_open_wait",
+                fmt_duration(self.max_half_open_wait),
+                "must be longer than zero",
+            ));
+        }
+        self.statuses.validate()?;
         Ok(())
     }
 }
@@ -432,6 +518,24 @@ impl BreakerConfigBuilder {
     /// to HalfOpen before the open duration ends.
     pub fn probe_interval(mut self, every: Duration) -> Self {
         self.config.probe_interval = Some(every);
+        self
+    }
+    /// A health probe that has not reported after `timeout` counts as failed (default: the
+    /// probe interval).
+    pub fn probe_timeout(mut self, timeout: Duration) -> Self {
+        self.config.probe_timeout = Some(timeout);
+        self
+    }
+    /// How long trial calls may hold HalfOpen (default 2 minutes); see
+    /// [`BreakerConfig::max_half_open_wait`].
+    pub fn max_half_open_wait(mut self, wait: Duration) -> Self {
+        self.config.max_half_open_wait = wait;
+        self
+    }
+    /// The HTTP statuses that count as failures, replacing the default 408, 429 and 5xx (error
+    /// statuses only: codes in 400..=599, classes `4xx` and `5xx`).
+    pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusPattern>) -> Self {
+        self.config.statuses = Statuses::unchecked(statuses.into_iter().collect());
         self
     }
     /// Validates and returns the config.

@@ -1,6 +1,7 @@
 //! The breaker box's config: defaults, one rule per named breaker, the cap.
 
 use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, table, toggle};
+use crate::status::Statuses;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -181,6 +182,20 @@ pub struct BreakerRule {
         skip_serializing_if = "Option::is_none"
     )]
     probe_interval: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    probe_timeout: Option<Duration>,
+    #[serde(
+        default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    max_half_open_wait: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    statuses: Option<Statuses>,
 }
 
 impl BreakerRule {
@@ -204,6 +219,9 @@ impl BreakerRule {
             half_open_max_calls: None,
             success_threshold: None,
             probe_interval: None,
+            probe_timeout: None,
+            max_half_open_wait: None,
+            statuses: None,
         }
     }
 
@@ -226,6 +244,9 @@ impl BreakerRule {
             half_open_max_calls: Some(c.half_open_max_calls),
             success_threshold: Some(c.success_threshold),
             probe_interval: c.probe_interval,
+            probe_timeout: c.probe_timeout,
+            max_half_open_wait: Some(c.max_half_open_wait),
+            statuses: Some(c.statuses),
         }
     }
 
@@ -281,8 +302,13 @@ impl BreakerRule {
         set(&mut c.open_jitter, &self.open_jitter);
         set(&mut c.half_open_max_calls, &self.half_open_max_calls);
         set(&mut c.success_threshold, &self.success_threshold);
+        set(&mut c.statuses, &self.statuses);
+        set(&mut c.max_half_open_wait, &self.max_half_open_wait);
         if self.probe_interval.is_some() {
             c.probe_interval = self.probe_interval;
+        }
+        if self.probe_timeout.is_some() {
+            c.probe_timeout = self.probe_timeout;
         }
         c
     }
@@ -361,7 +387,7 @@ impl Default for BoxConfig {
 fn retry_unchecked<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<crate::retry::RetryConfig>, D::Error> {
-    table::deserialize::<_, crate::retry::RetryConfig>(d).map(|retry| Some(retry.compiled()))
+    table::deserialize::<_, crate::retry::RetryConfig>(d).map(Some)
 }
 
 impl<'de> table::FromTable<'de> for BoxConfig {

@@ -11,7 +11,7 @@ use std::fmt;
 /// Each original request [`deposit`](Self::deposit)s; each retry must
 /// [`try_withdraw`](Self::try_withdraw). A withdrawal succeeds while the retries made within the
 /// last `ttl`, this one included, number at most `min_per_sec * ttl + retry_ratio * requests`
-/// made within the last `ttl`. [`RetryState::decide`](super::RetryState::decide) does both.
+/// made within the last `ttl`. [`Retrier::after_attempt`](super::Retrier::after_attempt) does both.
 ///
 /// # Precision
 ///

@@ -1,11 +1,11 @@
-//! The `[retry]` table: [`RetryConfig`], its builder, [`BudgetConfig`] and [`StatusPattern`].
+//! The `[retry]` table: [`RetryConfig`], its builder and [`BudgetConfig`].
 
-use super::decision::{AttemptOutcome, RetryReason, StopReason};
+use super::decision::{RetryReason, StopReason};
 use crate::backoff::{Backoff, Jitter};
+use crate::circuit_breaker::AttemptOutcome;
 use crate::config::InvalidConfig;
+use crate::status::{StatusPattern, StatusSet, Statuses};
 use serde::{Deserialize, Serialize};
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 /// Whether `method` is idempotent by definition (RFC 9110 §9.2.2): `GET`, `HEAD`, `OPTIONS`,
@@ -78,10 +78,7 @@ pub struct RetryConfig {
     #[serde(with = "duration_or_false")]
     max_elapsed: Option<Duration>,
     retry_non_idempotent: bool,
-    statuses: Vec<StatusPattern>,
-    /// `statuses` compiled, kept in step by every constructor.
-    #[serde(skip)]
-    status_set: StatusSet,
+    statuses: Statuses,
     #[serde(with = "budget_or_false")]
     budget: Option<BudgetConfig>,
 }
@@ -98,8 +95,7 @@ impl Serialize for RetryConfig {
 
 impl<'de> Deserialize<'de> for RetryConfig {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut config: RetryConfig = crate::config::table::deserialize(d)?;
-        config.status_set = config.compile_statuses();
+        let config: RetryConfig = crate::config::table::deserialize(d)?;
         config.validate().map_err(serde::de::Error::custom)?;
         Ok(config)
     }
@@ -141,6 +137,14 @@ impl RetryConfig {
         }
     }
 
+    /// Parses a `[retry]` table's keys from TOML text; an invalid value is an error naming the
+    /// field and the value.
+    #[cfg(feature = "toml")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
+    pub fn from_toml(text: &str) -> Result<Self, crate::config::ConfigError> {
+        Ok(toml::from_str(text)?)
+    }
+
     /// Checks every value, returning the first invalid one.
     ///
     /// Deserializing and [`RetryConfigBuilder::build`] call this, so every `RetryConfig` value is
@@ -166,13 +170,7 @@ impl RetryConfig {
                 "must be greater than zero (or false for no limit)",
             ));
         }
-        if let Some(bad) = self.statuses.iter().find(|s| !s.is_valid()) {
-            return Err(InvalidConfig::new(
-                "statuses",
-                bad,
-                "must be HTTP statuses in 100..=599 or classes \"1xx\" to \"5xx\"",
-            ));
-        }
+        self.statuses.validate()?;
         if let Some(budget) = &self.budget {
             budget.validate().map_err(|e| e.within("budget"))?;
         }
@@ -217,7 +215,7 @@ impl RetryConfig {
 
     /// The HTTP statuses treated as transient, as configured.
     pub fn statuses(&self) -> &[StatusPattern] {
-        &self.statuses
+        self.statuses.patterns()
     }
 
     /// The retry budget, if any.
@@ -237,30 +235,23 @@ impl RetryConfig {
         )
     }
 
+    /// The compiled `statuses`, for a retry run to carry.
+    pub(crate) fn statuses_compiled(&self) -> StatusSet {
+        self.statuses.set()
+    }
+
     /// Whether `status` is one of the configured transient statuses.
     #[inline]
     pub fn is_transient_status(&self, status: u16) -> bool {
-        self.status_set.contains(status)
+        self.statuses.contains(status)
     }
 
     /// How an attempt ended, before any limit is looked at: `Ok` with the reason to retry for a
     /// transient failure, `Err` with the reason to stop for anything else (a success, a
-    /// non-transient status or error, a circuit-open rejection).
-    ///
-    /// Front ends call this on a first attempt to settle a request that needs no retry without
-    /// starting a [`RetryState`](super::RetryState) (and without reading their clock);
-    /// [`RetryState::decide`](super::RetryState::decide) applies the same rule.
-    ///
-    /// ```
-    /// use breakerbox::retry::{AttemptOutcome, RetryConfig, StopReason};
-    ///
-    /// let config = RetryConfig::default();
-    /// assert_eq!(config.classify(AttemptOutcome::Status(200)), Err(StopReason::Succeeded));
-    /// assert_eq!(config.classify(AttemptOutcome::Status(404)), Err(StopReason::NotTransient));
-    /// assert!(config.classify(AttemptOutcome::Status(503)).is_ok());
-    /// ```
+    /// non-transient status or error, a circuit-open rejection). A request settled by its first
+    /// attempt needs no retry state (and no clock read).
     #[inline]
-    pub fn classify(&self, outcome: AttemptOutcome) -> Result<RetryReason, StopReason> {
+    pub(crate) fn classify(&self, outcome: AttemptOutcome) -> Result<RetryReason, StopReason> {
         classify(outcome, |status| self.is_transient_status(status))
     }
 
@@ -302,30 +293,6 @@ impl RetryConfig {
     ) -> bool {
         method_is_idempotent || self.retry_non_idempotent || has_idempotency_key()
     }
-
-    /// The compiled form of `statuses` that a [`RetryState`](super::RetryState) carries.
-    pub(crate) fn status_set(&self) -> StatusSet {
-        self.status_set
-    }
-
-    pub(crate) fn compiled(mut self) -> Self {
-        self.status_set = self.compile_statuses();
-        self
-    }
-
-    fn compile_statuses(&self) -> StatusSet {
-        let mut set = StatusSet::default();
-        for pattern in &self.statuses {
-            match *pattern {
-                StatusPattern::Code(code) => set.insert_range(code, code),
-                StatusPattern::Class(class) => {
-                    let first = u16::from(class) * 100;
-                    set.insert_range(first, first + 99);
-                }
-            }
-        }
-        set
-    }
 }
 
 impl Default for RetryConfig {
@@ -340,15 +307,9 @@ impl Default for RetryConfig {
             jitter: Jitter::Full,
             max_elapsed: Some(Duration::from_secs(30)),
             retry_non_idempotent: false,
-            statuses: vec![
-                StatusPattern::Code(408),
-                StatusPattern::Code(429),
-                StatusPattern::Class(5),
-            ],
+            statuses: Statuses::default_errors(),
             budget: Some(BudgetConfig::default()),
-            status_set: StatusSet::default(),
         }
-        .compiled()
     }
 }
 
@@ -426,7 +387,7 @@ impl RetryConfigBuilder {
     /// The transient HTTP statuses, replacing the default 408, 429 and 5xx.
     ///
     /// ```
-    /// use breakerbox::retry::{RetryConfig, StatusPattern};
+    /// use breakerbox::{RetryConfig, StatusPattern};
     ///
     /// let config = RetryConfig::builder()
     ///     .statuses([StatusPattern::Code(429), StatusPattern::Code(503)])
@@ -435,7 +396,7 @@ impl RetryConfigBuilder {
     /// # Ok::<(), breakerbox::config::InvalidConfig>(())
     /// ```
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusPattern>) -> Self {
-        self.config.statuses = statuses.into_iter().collect();
+        self.config.statuses = Statuses::unchecked(statuses.into_iter().collect());
         self
     }
 
@@ -456,9 +417,8 @@ impl RetryConfigBuilder {
     /// # Errors
     ///
     /// The first invalid value, as [`RetryConfig::validate`] reports it.
-    pub fn build(mut self) -> Result<RetryConfig, InvalidConfig> {
+    pub fn build(self) -> Result<RetryConfig, InvalidConfig> {
         self.config.validate()?;
-        self.config.status_set = self.config.compile_statuses();
         Ok(self.config)
     }
 }
@@ -562,166 +522,6 @@ impl Default for BudgetConfig {
             min_per_sec: 10,
             retry_ratio: 0.2,
         }
-    }
-}
-
-// === impl StatusPattern ===
-
-/// One entry of `statuses`: an HTTP status (`503`) or a whole class (`"5xx"`).
-///
-/// In config files, a number or a string: `statuses = [408, 429, "5xx"]`.
-///
-/// ```
-/// use breakerbox::retry::StatusPattern;
-///
-/// let class: StatusPattern = "5xx".parse()?;
-/// assert_eq!(class, StatusPattern::Class(5));
-/// assert!(class.matches(503));
-/// assert_eq!("429".parse::<StatusPattern>()?, StatusPattern::Code(429));
-/// # Ok::<(), breakerbox::retry::InvalidStatusPattern>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum StatusPattern {
-    /// Exactly this status.
-    Code(u16),
-    /// Every status of this class: `Class(5)` is 500 to 599.
-    Class(u8),
-}
-
-impl StatusPattern {
-    /// Whether `status` is this code or in this class.
-    pub fn matches(self, status: u16) -> bool {
-        match self {
-            StatusPattern::Code(code) => status == code,
-            StatusPattern::Class(class) => status / 100 == u16::from(class),
-        }
-    }
-
-    fn is_valid(self) -> bool {
-        match self {
-            StatusPattern::Code(code) => (100..=599).contains(&code),
-            StatusPattern::Class(class) => (1..=5).contains(&class),
-        }
-    }
-}
-
-impl From<u16> for StatusPattern {
-    fn from(code: u16) -> Self {
-        StatusPattern::Code(code)
-    }
-}
-
-impl fmt::Display for StatusPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            StatusPattern::Code(code) => write!(f, "{code}"),
-            StatusPattern::Class(class) => write!(f, "{class}xx"),
-        }
-    }
-}
-
-/// A string that is neither a status number nor a class like `"5xx"`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid status {0:?}: write a number like 503 or a class like \"5xx\"")]
-pub struct InvalidStatusPattern(String);
-
-impl FromStr for StatusPattern {
-    type Err = InvalidStatusPattern;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let invalid = || InvalidStatusPattern(s.to_owned());
-        match s.as_bytes() {
-            [class @ b'0'..=b'9', b'x' | b'X', b'x' | b'X'] => {
-                Ok(StatusPattern::Class(class - b'0'))
-            }
-            digits if !digits.is_empty() && digits.iter().all(u8::is_ascii_digit) => {
-                s.parse().map(StatusPattern::Code).map_err(|_| invalid())
-            }
-            _ => Err(invalid()),
-        }
-    }
-}
-
-impl Serialize for StatusPattern {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            StatusPattern::Code(code) => s.serialize_u16(*code),
-            StatusPattern::Class(_) => s.collect_str(self),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for StatusPattern {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visitor;
-
-        impl serde::de::Visitor<'_> for Visitor {
-            type Value = StatusPattern;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("an HTTP status like 503 or a class like \"5xx\"")
-            }
-
-            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                u16::try_from(v)
-                    .map(StatusPattern::Code)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Unsigned(v), &self))
-            }
-
-            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                u16::try_from(v)
-                    .map(StatusPattern::Code)
-                    .map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
-            }
-
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                v.parse().map_err(E::custom)
-            }
-        }
-
-        d.deserialize_any(Visitor)
-    }
-}
-
-// === impl StatusSet ===
-
-/// `statuses` compiled to a bit set over 100..=599, small and `Copy` so that every
-/// [`RetryState`](super::RetryState) can carry one without allocating.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct StatusSet {
-    bits: [u64; 8],
-}
-
-impl StatusSet {
-    const FIRST: u16 = 100;
-    const LAST: u16 = 599;
-
-    /// Adds `first..=last`, ignoring the part outside 100..=599 (validation reports it).
-    fn insert_range(&mut self, first: u16, last: u16) {
-        let (first, last) = (first.max(Self::FIRST), last.min(Self::LAST));
-        let mut i = first;
-        while i <= last {
-            let offset = i - Self::FIRST;
-            let (word, bit) = (usize::from(offset / 64), offset % 64);
-            // Set bits `bit..bit + width` of this word at once.
-            let width = (last - i + 1).min(64 - bit);
-            let mask = if width == 64 {
-                u64::MAX
-            } else {
-                ((1u64 << width) - 1) << bit
-            };
-            self.bits[word] |= mask;
-            i += width;
-        }
-    }
-
-    #[inline]
-    pub(crate) fn contains(&self, status: u16) -> bool {
-        if !(Self::FIRST..=Self::LAST).contains(&status) {
-            return false;
-        }
-        let offset = status - Self::FIRST;
-        self.bits[usize::from(offset / 64)] & (1 << (offset % 64)) != 0
     }
 }
 
@@ -976,7 +776,7 @@ mod tests {
             "multiplier = 1.0",
             "max_delay = \"100ms\"",
             "statuses = []",
-            "statuses = [100, 599, \"1xx\"]",
+            "statuses = [400, 599, \"4xx\"]",
             "budget = { ttl = \"1s\", min_per_sec = 0, retry_ratio = 0.0 }",
             "budget = { ttl = \"60s\", retry_ratio = 1000.0 }",
         ] {
@@ -1068,49 +868,6 @@ mod tests {
     }
 
     #[test]
-    fn status_set_matches_the_patterns() {
-        let patterns = [
-            vec![
-                StatusPattern::Code(408),
-                StatusPattern::Code(429),
-                StatusPattern::Class(5),
-            ],
-            vec![
-                StatusPattern::Class(1),
-                StatusPattern::Code(163),
-                StatusPattern::Code(164),
-            ],
-            vec![
-                StatusPattern::Code(100),
-                StatusPattern::Code(599),
-                StatusPattern::Class(4),
-            ],
-            vec![
-                StatusPattern::Code(700),
-                StatusPattern::Class(9),
-                StatusPattern::Class(0),
-            ],
-            vec![
-                StatusPattern::Code(99),
-                StatusPattern::Code(600),
-                StatusPattern::Class(6),
-            ],
-            vec![],
-        ];
-        for statuses in patterns {
-            let config = RetryConfig::builder().statuses(statuses.clone()).config;
-            let set = config.status_set();
-            for status in 0..=1000 {
-                assert_eq!(
-                    set.contains(status),
-                    (100..=599).contains(&status) && config.is_transient_status(status),
-                    "{statuses:?} {status}"
-                );
-            }
-        }
-    }
-
-    #[test]
     fn idempotency() {
         for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
             assert!(is_idempotent_method(method), "{method}");
@@ -1127,16 +884,5 @@ mod tests {
             .build()
             .unwrap();
         assert!(opted_in.may_retry("POST", false));
-    }
-
-    #[test]
-    fn status_pattern_parsing() {
-        assert_eq!("4xx".parse(), Ok(StatusPattern::Class(4)));
-        assert_eq!("0503".parse(), Ok(StatusPattern::Code(503)));
-        assert_eq!(StatusPattern::from(418), StatusPattern::Code(418));
-        for bad in ["", "5x", "xx5", "five", "5xxx", "-1", "99999", "+5"] {
-            assert!(bad.parse::<StatusPattern>().is_err(), "{bad}");
-        }
-        assert_eq!(StatusPattern::Class(2).to_string(), "2xx");
     }
 }

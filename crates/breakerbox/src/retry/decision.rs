@@ -2,28 +2,12 @@
 //! [`RetryDecision`].
 
 use super::budget::RetryBudget;
-use super::config::{RetryConfig, StatusSet};
+use super::config::RetryConfig;
 use crate::backoff::Backoff;
+use crate::circuit_breaker::AttemptOutcome;
+use crate::status::StatusSet;
 use std::fmt;
 use std::time::Duration;
-
-/// What happened to one attempt, as the front end saw it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum AttemptOutcome {
-    /// The call succeeded (for HTTP: any response the front end does not report as a status).
-    Success,
-    /// An HTTP response with this status. Retried if the status is configured as transient;
-    /// otherwise a final answer (a success below 400, a non-transient failure from 400).
-    Status(u16),
-    /// The attempt timed out. Always transient.
-    Timeout,
-    /// The connection could not be established. Always transient.
-    Connect,
-    /// A circuit breaker rejected the attempt. Never retried: it must fail fast.
-    CircuitOpen,
-    /// Any other error. Not retried.
-    OtherError,
-}
 
 /// Why an attempt is retried: the transient failure. [`as_str`](Self::as_str) is the `reason`
 /// label of `retry_attempts_total`.
@@ -134,34 +118,13 @@ impl RetryDecision {
     }
 }
 
-/// The retry bookkeeping of one request: every front end starts one per request with
-/// [`RetryConfig::start`] and calls [`decide`](Self::decide) after each attempt.
+/// The retry bookkeeping of one request, underneath [`Retrier`](super::Retrier): started at a
+/// request's first transient failure, asked after each attempt.
 ///
 /// It owns everything it needs (under 200 bytes, no allocation), so a response future can carry
 /// it without holding on to the config.
-///
-/// ```
-/// use breakerbox::retry::{AttemptOutcome, RetryConfig, RetryDecision, StopReason};
-/// use breakerbox::backoff::Jitter;
-/// use std::time::Duration;
-///
-/// let config = RetryConfig::builder().max_retries(2).jitter(Jitter::None).build()?;
-/// let mut now = Duration::ZERO; // from the front end's clock
-/// let mut state = config.start(now);
-/// let decision = loop {
-///     let outcome = AttemptOutcome::Status(503); // send the request
-///     match state.decide(outcome, None, now, None) {
-///         RetryDecision::Retry { after, .. } => now += after, // sleep
-///         stop @ RetryDecision::Stop(_) => break stop,
-///     }
-/// };
-/// assert_eq!(decision, RetryDecision::Stop(StopReason::Exhausted));
-/// assert_eq!(state.attempts(), 3);
-/// assert_eq!(now, Duration::from_millis(100 + 200));
-/// # Ok::<(), breakerbox::config::InvalidConfig>(())
-/// ```
 #[derive(Debug, Clone)]
-pub struct RetryState {
+pub(crate) struct RetryState {
     backoff: Backoff,
     statuses: StatusSet,
     max_retries: u32,
@@ -178,15 +141,15 @@ impl RetryConfig {
     /// Starts the retry bookkeeping of one request whose first attempt starts at `now` (a
     /// reading of the front end's clock). Jitter draws from a generator seeded from the
     /// thread-local [`fastrand`] generator.
-    pub fn start(&self, now: Duration) -> RetryState {
+    pub(crate) fn start(&self, now: Duration) -> RetryState {
         self.start_seeded(now, fastrand::u64(..))
     }
 
     /// [`start`](Self::start) with a seeded jitter generator, for reproducible delays.
-    pub fn start_seeded(&self, now: Duration, seed: u64) -> RetryState {
+    pub(crate) fn start_seeded(&self, now: Duration, seed: u64) -> RetryState {
         RetryState {
             backoff: self.backoff(),
-            statuses: self.status_set(),
+            statuses: self.statuses_compiled(),
             max_retries: self.max_retries(),
             max_elapsed: self.max_elapsed(),
             started: now,
@@ -222,7 +185,7 @@ impl RetryState {
     ///
     /// `max_elapsed` bounds the time spent before the last retry starts; the retry itself may
     /// then take up to the front end's per-attempt timeout.
-    pub fn decide(
+    pub(crate) fn decide(
         &mut self,
         outcome: AttemptOutcome,
         retry_after: Option<Duration>,
@@ -280,18 +243,14 @@ impl RetryState {
 
     /// How many attempts have been made (recorded by [`decide`](Self::decide)) so far: after the
     /// final decision, the total the caller can report.
-    pub fn attempts(&self) -> u32 {
+    pub(crate) fn attempts(&self) -> u32 {
         self.attempts
     }
 
     /// How many of those attempts were retries.
-    pub fn retries(&self) -> u32 {
+    #[cfg(test)]
+    fn retries(&self) -> u32 {
         self.attempts.saturating_sub(1)
-    }
-
-    /// Time since the first attempt started.
-    pub fn elapsed(&self, now: Duration) -> Duration {
-        now.saturating_sub(self.started)
     }
 }
 
@@ -401,7 +360,7 @@ mod tests {
     #[test]
     fn configured_statuses_only() {
         let config = RetryConfig::builder()
-            .statuses([super::super::StatusPattern::Code(409)])
+            .statuses([crate::status::StatusPattern::Code(409)])
             .jitter(Jitter::None)
             .build()
             .unwrap();

@@ -14,20 +14,8 @@ use metrics::{Counter, SharedString, counter};
 ///
 /// Handles come from the recorder installed when `RetryMetrics::new` runs, so create it after
 /// installing the exporter.
-///
-/// ```
-/// use breakerbox::retry::{RetryDecision, RetryMetrics, RetryReason, StopReason};
-/// use std::time::Duration;
-///
-/// let metrics = RetryMetrics::new("api.example.com");
-/// metrics.record(&RetryDecision::Retry {
-///     after: Duration::from_millis(100),
-///     reason: RetryReason::Status(503),
-/// }); // retry_attempts_total{target="api.example.com", reason="status_5xx"} += 1
-/// metrics.record(&RetryDecision::Stop(StopReason::Exhausted)); // retry_exhausted_total += 1
-/// ```
 #[derive(Debug, Clone)]
-pub struct RetryMetrics {
+pub(crate) struct RetryMetrics {
     timeout: Counter,
     connect: Counter,
     status_408: Counter,
@@ -42,7 +30,7 @@ pub struct RetryMetrics {
 impl RetryMetrics {
     /// Registers the counters of `target` (a host or breaker name: keep the set of targets
     /// bounded, as every one is a label value).
-    pub fn new(target: impl Into<SharedString>) -> Self {
+    pub(crate) fn new(target: impl Into<SharedString>) -> Self {
         let target = target.into();
         let attempts = |reason: RetryReason| {
             counter!(
@@ -65,7 +53,7 @@ impl RetryMetrics {
     }
 
     /// Counts a retry, under its reason's label.
-    pub fn attempt(&self, reason: RetryReason) {
+    fn attempt(&self, reason: RetryReason) {
         // The same classes as `RetryReason::as_str`; the test below keeps them in step.
         let counter = match reason {
             RetryReason::Timeout => &self.timeout,
@@ -80,19 +68,19 @@ impl RetryMetrics {
     }
 
     /// Counts a request that gave up on a transient failure at a limit.
-    pub fn exhausted(&self) {
+    fn exhausted(&self) {
         self.exhausted.increment(1);
     }
 
     /// Counts a retry refused by the retry budget.
-    pub fn budget_rejected(&self) {
+    fn budget_rejected(&self) {
         self.budget_rejected.increment(1);
     }
 
     /// Counts what a decision means: a retry, an exhaustion (see
     /// [`StopReason::is_exhausted`](super::StopReason::is_exhausted)), a budget rejection, or
     /// nothing.
-    pub fn record(&self, decision: &RetryDecision) {
+    pub(crate) fn record(&self, decision: &RetryDecision) {
         match *decision {
             RetryDecision::Retry { reason, .. } => self.attempt(reason),
             RetryDecision::Stop(super::StopReason::BudgetExhausted) => self.budget_rejected(),

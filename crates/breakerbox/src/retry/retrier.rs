@@ -1,9 +1,11 @@
 //! The whole retry loop of a front end, minus sending and sleeping.
 
+use super::attempts::Attempts;
 use super::budget::RetryBudget;
 use super::config::RetryConfig;
-use super::decision::{AttemptOutcome, RetryDecision, RetryState};
+use super::decision::{RetryDecision, RetryState, StopReason};
 use super::metrics::RetryMetrics;
+use crate::circuit_breaker::AttemptOutcome;
 use crate::clock::SharedClock;
 use std::time::Duration;
 
@@ -16,7 +18,8 @@ use std::time::Duration;
 /// ```
 /// use breakerbox::clock::{Clock, ManualClock};
 /// use breakerbox::backoff::Jitter;
-/// use breakerbox::retry::{AttemptOutcome, Retrier, RetryConfig, RetryDecision, RetryRun};
+/// use breakerbox::AttemptOutcome;
+/// use breakerbox::retry::{Retrier, RetryConfig, RetryDecision, RetryRun};
 /// use std::sync::Arc;
 /// use std::time::Duration;
 ///
@@ -67,6 +70,12 @@ impl Retrier {
             clock,
             config,
         }
+    }
+
+    /// A request's run, before its first attempt.
+    #[inline]
+    pub fn run(&self) -> RetryRun {
+        RetryRun::new()
     }
 
     /// The retry config.
@@ -153,10 +162,27 @@ impl RetryRun {
         Self::default()
     }
 
-    /// How many attempts have been made: 1 when the first one settled the request.
+    /// How many attempts have been made, a breaker's rejection included: 1 when the first one
+    /// settled the request.
     #[inline]
     pub fn attempts(&self) -> u32 {
         self.state.as_ref().map_or(1, |state| state.attempts())
+    }
+
+    /// What to tell the caller once the run stopped for `stop`: `Some` when there is something
+    /// to tell (the request was retried, or a breaker refused a retry after an attempt reached
+    /// the upstream), counting only the attempts that reached the upstream. `None` when the
+    /// first attempt settled the request.
+    ///
+    /// When `stop` is [`StopReason::CircuitOpen`] and an earlier attempt reached the upstream,
+    /// the front end hands back that attempt's result (the last real answer), not the
+    /// rejection.
+    #[inline]
+    pub fn summary(&self, stop: StopReason) -> Option<Attempts> {
+        let attempts = self.attempts();
+        let sent = attempts - u32::from(stop == StopReason::CircuitOpen);
+        (sent >= 1 && (sent > 1 || stop == StopReason::CircuitOpen))
+            .then(|| Attempts::new(sent, stop))
     }
 }
 
@@ -165,7 +191,7 @@ mod tests {
     use super::*;
     use crate::backoff::Jitter;
     use crate::clock::ManualClock;
-    use crate::retry::{BudgetConfig, StopReason};
+    use crate::retry::BudgetConfig;
     use std::sync::Arc;
 
     fn retrier(budget: Option<BudgetConfig>) -> (Retrier, ManualClock) {
