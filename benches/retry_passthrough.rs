@@ -30,14 +30,12 @@ fn passthrough(c: &mut Criterion) {
     });
 
     let no_budget = RetryConfig::builder().without_budget().build().unwrap();
-    let mut ours = RetryWithBackoffLayer::new(no_budget).http().layer(Upstream);
+    let mut ours = RetryWithBackoffLayer::new(no_budget).layer(Upstream);
     group.bench_function("breakerbox_retry", |b| {
         b.iter(|| black_box(call(&mut ours, request())))
     });
 
-    let mut budgeted = RetryWithBackoffLayer::new(RetryConfig::default())
-        .http()
-        .layer(Upstream);
+    let mut budgeted = RetryWithBackoffLayer::new(RetryConfig::default()).layer(Upstream);
     group.bench_function("breakerbox_retry_with_budget", |b| {
         b.iter(|| black_box(call(&mut budgeted, request())))
     });

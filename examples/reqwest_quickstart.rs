@@ -4,8 +4,9 @@
 //!
 //! Run with `cargo run -p breakerbox-examples --example reqwest_quickstart`.
 
-use breakerbox::BoxConfig;
-use breakerbox_reqwest::{Attempts, CircuitBreakerMiddleware, RetryMiddleware, circuit_open};
+use breakerbox_reqwest::{
+    Attempts, BoxConfig, CircuitBreakerMiddleware, RetryMiddleware, circuit_open,
+};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::server::conn::http1;
@@ -43,7 +44,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
 
     // One client, a breaker per upstream, each with the field's own thresholds; retries first.
     let config = BoxConfig::from_toml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/scraper.toml"))?;
-    let retry = RetryMiddleware::new(config.retry().cloned().unwrap_or_default());
+    let retry = RetryMiddleware::named("scraper", config.retry().cloned().unwrap_or_default());
     let breakers = CircuitBreakerMiddleware::new(config);
     let panel = breakers.breakers().clone();
     let http = reqwest::Client::builder()
@@ -54,19 +55,25 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let client = ClientBuilder::new(http).with(retry).with(breakers).build();
 
     // MusicBrainz is down: its first request fails 3 times (once, then twice retried), which
-    // opens its breaker (3 failures in a row), so the next retry, and every later request, is
-    // rejected without leaving the client.
+    // opens its breaker (3 failures in a row), so the next retry is refused and the caller gets
+    // the last 503; every later request is rejected without leaving the client.
     for url in [
         "http://api.spotify.com/v1/search?q=daft&type=track",
         "http://musicbrainz.org/ws/2/recording/d8e3d1b3?fmt=json",
         "http://musicbrainz.org/ws/2/recording/0b6b6f5c?fmt=json",
     ] {
         match client.get(url).send().await {
-            Ok(response) => println!(
-                "{url}\n  -> {} after {} attempt(s)",
-                response.status(),
-                response.extensions().get::<Attempts>().map_or(1, |a| a.0)
-            ),
+            Ok(response) => {
+                let attempts = response.extensions().get::<Attempts>().copied();
+                let told = match attempts {
+                    Some(a) if a.stopped_by_open_breaker() => {
+                        format!("{} attempt(s), then the breaker opened", a.count())
+                    }
+                    Some(a) => format!("{} attempts", a.count()),
+                    None => "the first attempt".to_owned(),
+                };
+                println!("{url}\n  -> {} after {told}", response.status());
+            }
             Err(err) => match circuit_open(&err) {
                 Some(open) => println!(
                     "{url}\n  -> rejected by the open {} breaker (retry in {}s)",

@@ -1,5 +1,5 @@
-//! The tower layers over hyper-util's client, in DESIGN.md's order (outermost first): retry →
-//! rate limit → circuit breaker → timeout → client. tower's `RateLimit` is not `Clone`, so it
+//! The tower layers over hyper-util's client, in the order they compose (outermost first):
+//! retry → rate limit → circuit breaker → timeout → client. tower's `RateLimit` is not `Clone`, so it
 //! sits behind a `Buffer` for the retry layer to clone.
 //!
 //! A loopback server started here answers 200, then 503 from 0.6 s to 1.6 s, then 200 again.
@@ -8,8 +8,10 @@
 //!
 //! Run with `cargo run -p breakerbox-examples --example tower_client`.
 
-use breakerbox::{BreakerConfig, CircuitOpen, RetryConfig};
-use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer};
+use breakerbox_tower::retry::Attempts;
+use breakerbox_tower::{
+    BreakerConfig, CircuitBreakerLayer, CircuitOpen, RetryConfig, RetryWithBackoffLayer,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -68,15 +70,14 @@ async fn main() -> Result<(), BoxError> {
             .open_duration(Duration::from_secs(1))
             .success_threshold(2)
             .build()?,
-    )
-    .http();
+    );
     let panel = breaker.breaker().clone();
     let retry = RetryConfig::builder()
         .max_retries(2)
         .base_delay(Duration::from_millis(50))
         .build()?;
     let mut stack = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry).http())
+        .layer(RetryWithBackoffLayer::named("flaky", retry))
         .buffer(16)
         .rate_limit(1, Duration::from_millis(100)) // one request (or retry) per 100 ms
         .layer(breaker)
@@ -92,14 +93,23 @@ async fn main() -> Result<(), BoxError> {
         let line = match result {
             Ok(response) => {
                 let status = response.status();
-                let attempts = breakerbox_tower::retry::Attempts::of(&response);
+                let attempts = response.extensions().get::<Attempts>().copied();
                 let _body = response.into_body().collect().await?;
                 if status.is_success() {
                     ok += 1;
                 } else {
                     failed += 1;
                 }
-                format!("{status} after {attempts} attempt(s)")
+                match attempts {
+                    Some(a) if a.stopped_by_open_breaker() => {
+                        format!(
+                            "{status} after {} attempt(s); the breaker opened",
+                            a.count()
+                        )
+                    }
+                    Some(a) => format!("{status} after {} attempts", a.count()),
+                    None => format!("{status} at the first attempt"),
+                }
             }
             Err(err) => match err.downcast_ref::<CircuitOpen>() {
                 Some(open) => {

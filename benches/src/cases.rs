@@ -7,6 +7,7 @@ use crate::peers;
 use crate::proxy::Proxy;
 use breakerbox::{BoxConfig, BreakerBox, BreakerConfig, CircuitBreaker, Outcome, Target};
 use breakerbox_tower::circuit_breaker::TargetOf;
+use breakerbox_tower::classify::OkIsSuccess;
 use breakerbox_tower::{CircuitBreakerLayer, KeyedCircuitBreakerLayer, TokioClock};
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,9 +124,10 @@ pub fn engine(rules: Rules, path: Path) -> impl Case {
 }
 
 /// `CircuitBreaker<S>` from breakerbox-tower, as `CircuitBreakerLayer::from_breaker` builds it
-/// (owned breaker handle).
+/// (owned breaker handle), classifying `Ok` as a success.
 pub fn tower(rules: Rules, path: Path) -> impl Case {
-    let layer = CircuitBreakerLayer::from_breaker(engine_breaker(rules, path));
+    let layer =
+        CircuitBreakerLayer::from_breaker(engine_breaker(rules, path)).classifier(OkIsSuccess);
     let mut svc = layer.layer(upstream(false));
     move |req| drive(&mut svc, req)
 }
@@ -133,7 +135,9 @@ pub fn tower(rules: Rules, path: Path) -> impl Case {
 /// `CircuitBreaker<S>` over a `&'static` engine breaker (no reference count touched per call).
 pub fn tower_static(rules: Rules, path: Path) -> impl Case {
     let breaker: &'static CircuitBreaker = Box::leak(Box::new(engine_breaker(rules, path)));
-    let mut svc = CircuitBreakerLayer::from_breaker(breaker).layer(upstream(false));
+    let mut svc = CircuitBreakerLayer::from_static(breaker)
+        .classifier(OkIsSuccess)
+        .layer(upstream(false));
     move |req| drive(&mut svc, req)
 }
 

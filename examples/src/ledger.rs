@@ -7,7 +7,7 @@
 //! scraper counts every request. Retries are attempts that were not first attempts.
 
 use crate::routes::Route;
-use breakerbox::{BreakerBox, Outcome, Target};
+use breakerbox::{AttemptOutcome, BreakerBox, BreakerConfig, Outcome, Target};
 use breakerbox_reqwest::is_circuit_open;
 use http::Extensions;
 use reqwest::{Request, Response};
@@ -27,6 +27,7 @@ struct Counters {
     succeeded: AtomicU64,
     failed: AtomicU64,
     rejected: AtomicU64,
+    refused_retries: AtomicU64,
     attempts: AtomicU64,
     attempt_failures: AtomicU64,
     attempt_rejections: AtomicU64,
@@ -46,6 +47,8 @@ pub struct Tally {
     pub failed: u64,
     /// Requests that ended with a circuit-open rejection: they never left the client.
     pub rejected: u64,
+    /// Requests whose retry an open breaker refused: they got the upstream's last answer.
+    pub refused_retries: u64,
     /// Attempts that reached the breaker (first attempts and retries).
     pub attempts: u64,
     /// Attempts the breaker counted as failures.
@@ -82,6 +85,18 @@ pub enum RequestResult {
 }
 
 impl RequestResult {
+    /// Whether retrying `result` stopped because a breaker refused the next attempt.
+    pub fn retry_refused(result: &reqwest_middleware::Result<Response>) -> bool {
+        result.as_ref().is_ok_and(|response| {
+            response
+                .extensions()
+                .get::<breakerbox_reqwest::Attempts>()
+                .is_some_and(|a| a.stopped_by_open_breaker())
+        })
+    }
+}
+
+impl RequestResult {
     /// How `result` ended.
     pub fn of(result: &reqwest_middleware::Result<Response>) -> Self {
         match result {
@@ -106,10 +121,13 @@ impl Ledger {
         &self.routes[i]
     }
 
-    /// Counts one request of `route` and how it ended.
-    pub fn request(&self, route: Route, result: RequestResult) {
+    /// Counts one request of `route` and how it ended (`refused`: a breaker refused its retry).
+    pub fn request(&self, route: Route, result: RequestResult, refused: bool) {
         let c = self.counters(route);
         c.requests.fetch_add(1, Ordering::Relaxed);
+        if refused {
+            c.refused_retries.fetch_add(1, Ordering::Relaxed);
+        }
         match result {
             RequestResult::Succeeded => &c.succeeded,
             RequestResult::Failed => &c.failed,
@@ -118,11 +136,16 @@ impl Ledger {
         .fetch_add(1, Ordering::Relaxed);
     }
 
-    fn attempt(&self, route: Route, result: &reqwest_middleware::Result<Response>) {
+    fn attempt(
+        &self,
+        route: Route,
+        config: &BreakerConfig,
+        result: &reqwest_middleware::Result<Response>,
+    ) {
         let c = self.counters(route);
         c.attempts.fetch_add(1, Ordering::Relaxed);
         let outcome = match result {
-            Ok(response) => Outcome::of_status(response.status().as_u16()),
+            Ok(response) => config.outcome_of(AttemptOutcome::Status(response.status().as_u16())),
             Err(err) if is_circuit_open(err) => {
                 c.attempt_rejections.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -154,6 +177,7 @@ impl Ledger {
             succeeded: get(&c.succeeded),
             failed: get(&c.failed),
             rejected: get(&c.rejected),
+            refused_retries: get(&c.refused_retries),
             attempts: get(&c.attempts),
             attempt_failures: get(&c.attempt_failures),
             attempt_rejections: get(&c.attempt_rejections),
@@ -178,7 +202,7 @@ impl AttemptTally {
         Self { ledger, breakers }
     }
 
-    fn route(&self, req: &Request) -> Option<Route> {
+    fn route(&self, req: &Request) -> Option<(Route, BreakerConfig)> {
         let url = req.url();
         let target = Target::new(
             url.scheme(),
@@ -186,8 +210,9 @@ impl AttemptTally {
             url.port_or_known_default()?,
             url.path(),
         );
-        self.breakers
-            .with_breaker(&target, |b| Route::from_name(b.name()))
+        self.breakers.with_breaker(&target, |b| {
+            Route::from_name(b.name()).map(|route| (route, b.config().clone()))
+        })
     }
 }
 
@@ -201,8 +226,8 @@ impl Middleware for AttemptTally {
     ) -> reqwest_middleware::Result<Response> {
         let route = self.route(&req);
         let result = next.run(req, extensions).await;
-        if let Some(route) = route {
-            self.ledger.attempt(route, &result);
+        if let Some((route, config)) = route {
+            self.ledger.attempt(route, &config, &result);
         }
         result
     }

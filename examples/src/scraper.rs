@@ -219,15 +219,18 @@ async fn work(job: Job, client: ScraperClient, mut stopped: watch::Receiver<bool
             _ = stopped.wait_for(|&stop| stop) => return,
             result = send(request) => result,
         };
-        client.ledger.request(job.route, result);
+        let (result, refused) = result;
+        client.ledger.request(job.route, result, refused);
     }
 }
 
-async fn send(request: RequestBuilder) -> RequestResult {
+/// Sends `request` and reads its answer: how it ended, and whether a breaker refused its retry.
+async fn send(request: RequestBuilder) -> (RequestResult, bool) {
     let result = request.send().await;
     let outcome = RequestResult::of(&result);
+    let refused = RequestResult::retry_refused(&result);
     if let Ok(response) = result {
         let _ = response.bytes().await;
     }
-    outcome
+    (outcome, refused)
 }

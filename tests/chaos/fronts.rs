@@ -13,6 +13,7 @@ use crate::script::{ATTEMPT_TIMEOUT, HOSTS, Host, retry_config};
 use crate::upstream::ATTEMPT_HEADER;
 use breakerbox::{BreakerBox, CircuitOpen};
 use breakerbox_reqwest::{CircuitBreakerMiddleware, RetryMiddleware, circuit_open};
+use breakerbox_tower::classify::ResponseBody;
 use breakerbox_tower::retry::{Attempts, IDEMPOTENCY_KEY};
 use breakerbox_tower::{KeyedCircuitBreakerLayer, RetryWithBackoffLayer};
 use bytes::Bytes;
@@ -78,7 +79,8 @@ pub(crate) enum ErrorKind {
     Unexpected(String),
 }
 
-type TowerClient = BoxCloneService<http::Request<Full<Bytes>>, http::Response<Incoming>, BoxError>;
+type TowerClient =
+    BoxCloneService<http::Request<Full<Bytes>>, http::Response<ResponseBody<Incoming>>, BoxError>;
 
 /// A client of one front end; clones share its connections, breakers and retry budget.
 #[derive(Clone)]
@@ -126,7 +128,7 @@ impl Front {
         connector.set_nodelay(true);
         let client = Client::builder(TokioExecutor::new()).build::<_, Full<Bytes>>(connector);
         let stack = ServiceBuilder::new()
-            .layer(RetryWithBackoffLayer::new(retry_config()).http())
+            .layer(RetryWithBackoffLayer::new(retry_config()))
             .layer(KeyedCircuitBreakerLayer::from_box(breakers))
             .layer(TimeoutLayer::new(ATTEMPT_TIMEOUT))
             .service(CountAttemptsService {
@@ -157,7 +159,10 @@ async fn call_reqwest(client: &ClientWithMiddleware, url: &str, id: u64, method:
     match request.send().await {
         Ok(response) => {
             let status = response.status().as_u16();
-            let attempts = response.extensions().get::<Attempts>().map_or(1, |a| a.0);
+            let attempts = response
+                .extensions()
+                .get::<Attempts>()
+                .map_or(1, Attempts::count);
             let body = match response.bytes().await {
                 Ok(_) => BodyEnd::Complete,
                 Err(_) => BodyEnd::Broken, // a reqwest::Error: typed
@@ -201,7 +206,10 @@ async fn call_tower(service: TowerClient, url: &str, id: u64, method: Method) ->
     match service.oneshot(request).await {
         Ok(response) => {
             let status = response.status().as_u16();
-            let attempts = Attempts::of(&response);
+            let attempts = response
+                .extensions()
+                .get::<Attempts>()
+                .map_or(1, Attempts::count);
             let body = match response.into_body().collect().await {
                 Ok(_) => BodyEnd::Complete,
                 Err(_) => BodyEnd::Broken, // a hyper::Error: typed

@@ -144,6 +144,13 @@ pub(crate) fn judge(s: &Soaked<'_>) -> (String, Vec<String>) {
             }
             Outcome::Ended(Ended::Error(kind)) => match kind {
                 ErrorKind::CircuitOpen(breaker) => {
+                    if sent > 0 {
+                        violations.push(format!(
+                            "call {} to {} reached the upstream {sent} times but was answered \
+                             with a circuit-open rejection instead of its last real answer",
+                            r.plan.id, HOSTS[r.plan.host].name
+                        ));
+                    }
                     if breaker != HOSTS[r.plan.host].breaker {
                         violations.push(format!(
                             "call {} to {} was rejected by the {breaker} breaker",

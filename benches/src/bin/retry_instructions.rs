@@ -35,13 +35,11 @@ fn main() {
                 .without_budget()
                 .build()
                 .expect("valid");
-            let mut svc = RetryWithBackoffLayer::new(config).http().layer(Upstream);
+            let mut svc = RetryWithBackoffLayer::new(config).layer(Upstream);
             (0..calls).for_each(|_| drop(black_box(call(&mut svc, request()))));
         }
         "breakerbox_retry_with_budget" => {
-            let mut svc = RetryWithBackoffLayer::new(RetryConfig::default())
-                .http()
-                .layer(Upstream);
+            let mut svc = RetryWithBackoffLayer::new(RetryConfig::default()).layer(Upstream);
             (0..calls).for_each(|_| drop(black_box(call(&mut svc, request()))));
         }
         other => panic!("unknown variant {other}"),

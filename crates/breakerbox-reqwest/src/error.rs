@@ -14,7 +14,9 @@ pub fn circuit_open(err: &reqwest_middleware::Error) -> Option<&CircuitOpen> {
     }
 }
 
-/// Whether `err` is a circuit-open rejection (the request never left the client).
+/// Whether `err` is a circuit-open rejection: nothing of the call left the client (with
+/// [`RetryMiddleware`](crate::RetryMiddleware) in front, not even an earlier attempt: once an
+/// attempt reached the upstream, the caller gets the upstream's last answer instead).
 pub fn is_circuit_open(err: &reqwest_middleware::Error) -> bool {
     circuit_open(err).is_some()
 }

@@ -1,15 +1,16 @@
-//! reqwest-middleware over the [breakerbox] engine: one client, a circuit breaker per upstream.
+//! reqwest-middleware over the [breakerbox](https://docs.rs/breakerbox) engine: one client, a
+//! circuit breaker per upstream. One dependency line: the engine's types a user names (configs,
+//! errors, the breaker box) are re-exported here, and the whole engine as [`engine`].
 //!
-//! [`CircuitBreakerMiddleware`] picks each request's breaker from a
-//! [`BreakerBox`](breakerbox::BreakerBox) by its URL: a breaker per scheme + host + port, or the
-//! named breaker of a matching rule (exact host, `*.suffix`, optional path prefix), each with its
-//! own thresholds, from code or a TOML profile. So `api.spotify.com`, `musicbrainz.org` and
-//! `site.api.espn.com` get a breaker each, and Google AI's text, vision and image endpoints on
-//! one host get three.
+//! [`CircuitBreakerMiddleware`] picks each request's breaker from a [`BreakerBox`] by its URL: a
+//! breaker per scheme + host + port, or the named breaker of a matching rule (exact host,
+//! `*.suffix`, optional path prefix), each with its own thresholds, from code or a TOML
+//! profile. So `api.spotify.com`, `musicbrainz.org` and `site.api.espn.com` get a breaker
+//! each, and Google AI's text, vision and image endpoints on one host get three. Host names are
+//! compared as DNS compares them: `API.Spotify.com.` is `api.spotify.com`.
 //!
 //! ```
-//! use breakerbox::{BoxConfig, BreakerBox};
-//! use breakerbox_reqwest::{CircuitBreakerMiddleware, circuit_open};
+//! use breakerbox_reqwest::{BoxConfig, BreakerBox, CircuitBreakerMiddleware, circuit_open};
 //! use reqwest_middleware::ClientBuilder;
 //!
 //! let config = BoxConfig::from_toml(r#"
@@ -44,6 +45,8 @@
 //! - [`RetryMiddleware`] retries transient failures with the engine's backoff, `Retry-After`,
 //!   idempotency rules and retry budget (the same rules as the tower layer); add it before the
 //!   breaker so that every attempt counts there.
+//! - A call ends when its response body does: a body that fails or times out while being read
+//!   is a failure of its upstream, and the slow-call clock runs to the end of the body.
 //! - [`CircuitBreakerMiddleware::health_checks`] GETs a rule's `health_url` while its breaker is
 //!   open, and lets trial requests through as soon as the upstream answers again.
 //! - [`circuit_open`] / [`is_circuit_open`] tell a rejection from other errors.
@@ -54,20 +57,36 @@
 //! # Features
 //!
 //! - `metrics` (default): the engine's metrics through the `metrics` facade.
-//! - `toml` (default): load breaker boxes from TOML profiles.
+//! - `toml` (default): load breaker boxes from TOML profiles ([`BoxConfig::from_toml`]).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 mod circuit_breaker;
+mod classify;
 mod error;
 mod retry;
 
-pub use breakerbox_tower::retry::Attempts;
 pub use circuit_breaker::CircuitBreakerMiddleware;
 pub use error::{circuit_open, is_circuit_open};
 pub use retry::RetryMiddleware;
 
-// The README's examples (tower, reqwest, engine), compiled and run with this crate's tests.
-#[doc = include_str!("../../../README.md")]
+pub use breakerbox_http::{IDEMPOTENCY_KEY, TokioClock};
+
+/// The whole engine, for what the re-exports below leave out (clocks, snapshots, the engine's
+/// own breaker).
+pub use breakerbox as engine;
+
+#[cfg(feature = "toml")]
+pub use breakerbox::ConfigError;
+pub use breakerbox::backoff::Jitter;
+pub use breakerbox::retry::{Attempts, BudgetConfig, StopReason};
+pub use breakerbox::{
+    BoxConfig, BreakerBox, BreakerConfig, BreakerRule, CircuitOpen, Health, InvalidConfig, Match,
+    Outcome, Overflow, RetryConfig, State, StatusPattern, TransitionEvent, TransitionReason,
+    WindowConfig,
+};
+
+// This crate's README, compiled and run with its tests.
+#[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;

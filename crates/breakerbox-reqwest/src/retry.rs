@@ -1,16 +1,19 @@
 //! The retry middleware.
 
-use breakerbox::retry::{AttemptOutcome, Retrier, RetryDecision, RetryRun};
-use breakerbox::{CircuitOpen, RetryConfig};
-use breakerbox_tower::TokioClock;
-use breakerbox_tower::retry::{Attempts, IDEMPOTENCY_KEY, retry_after};
+use crate::classify::{attempt_outcome, from_parts, into_parts};
+use breakerbox::RetryConfig;
+use breakerbox::retry::{Retrier, RetryDecision, RetryRun, StopReason};
+use breakerbox_http::{TokioClock, may_retry, retry_after};
 use http::Extensions;
+use http_body_util::BodyExt;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next, Result};
 use std::sync::Arc;
 
-/// Retries with backoff by the engine's rules (DESIGN.md section 5), the same rules as the
-/// tower layer's:
+/// The largest response body kept in memory while a retry waits (see [`RetryMiddleware`]).
+const KEEP_IN_MEMORY: u64 = 64 * 1024;
+
+/// Retries with backoff by the engine's rules, the same rules as the tower layer's:
 ///
 /// - transient failures only: connection errors, timeouts, an error while sending the request or
 ///   reading the response head, and 408, 429 and 5xx by default; a circuit-open rejection from a
@@ -19,22 +22,30 @@ use std::sync::Arc;
 ///   failure), `Retry-After` on 429 / 503 (seconds or HTTP-date) waited for at least, and a
 ///   `Retry-After` too long for `max_delay` or the time left returns the response at once;
 /// - idempotent methods only, unless the config opts in or the request has an
-///   `Idempotency-Key`;
+///   `Idempotency-Key`: a `POST` is sent once;
 /// - a request whose body cannot be copied (`Request::try_clone` is `None`: a stream) is sent
 ///   exactly once, never refused for it;
 /// - a retry budget shared by the clients of this middleware;
-/// - a retried response carries [`Attempts`] in its extensions (absent means one attempt), and
-///   `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count.
+/// - the last real answer: once an attempt reached the upstream, the caller gets the last
+///   upstream result, never a `CircuitOpen` from a breaker that refused a later attempt, so
+///   [`is_circuit_open`](crate::is_circuit_open) means that nothing of the call was sent. While
+///   a retry waits, the previous response is kept for that: its body read into memory when it
+///   declares at most 64 KiB (the connection goes back to the pool at once), kept unread
+///   otherwise;
+/// - a response that was retried, or whose retry a breaker refused, carries
+///   [`Attempts`](breakerbox::retry::Attempts) in its extensions: how many attempts reached the
+///   upstream, and why retrying stopped (`stopped_by_open_breaker()`). An error carries no such
+///   count;
+/// - `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count.
 ///
 /// Add it before the circuit breaker, so that every attempt goes through the breaker:
 ///
 /// ```
-/// use breakerbox::{BoxConfig, RetryConfig};
-/// use breakerbox_reqwest::{CircuitBreakerMiddleware, RetryMiddleware};
+/// use breakerbox_reqwest::{BoxConfig, CircuitBreakerMiddleware, RetryMiddleware};
 ///
 /// let config = BoxConfig::default();
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(RetryMiddleware::new(config.retry().cloned().unwrap_or_default()))
+///     .with(RetryMiddleware::named("scraper", config.retry().cloned().unwrap_or_default()))
 ///     .with(CircuitBreakerMiddleware::new(config))
 ///     .build();
 /// # drop(client);
@@ -45,26 +56,14 @@ pub struct RetryMiddleware {
 }
 
 impl RetryMiddleware {
-    /// Retries per `config`, on a [`TokioClock`]; metrics are labelled `target="default"` until
-    /// [`target`](Self::target) says otherwise.
+    /// Retries per `config`, on a [`TokioClock`]; metrics are labelled `target="default"`
+    /// ([`named`](Self::named) sets the label).
     pub fn new(config: RetryConfig) -> Self {
         Self::named("default", config)
     }
 
-    /// [`new`](Self::new) with the metrics' `target` label (a host or upstream name) set from
-    /// the start: only this target's series are registered.
+    /// [`new`](Self::new) with the metrics' `target` label (a host or upstream name).
     pub fn named(target: &str, config: RetryConfig) -> Self {
-        Self::build(config, target)
-    }
-
-    /// The `target` label of the retry metrics. The `default` series that
-    /// [`new`](Self::new) registered with the recorder installed then stay registered (at zero);
-    /// [`named`](Self::named) avoids them.
-    pub fn target(self, target: &str) -> Self {
-        Self::build(self.retrier.config().clone(), target)
-    }
-
-    fn build(config: RetryConfig, target: &str) -> Self {
         Self {
             retrier: Arc::new(Retrier::new(config, Arc::new(TokioClock::new()), target)),
         }
@@ -76,20 +75,24 @@ impl RetryMiddleware {
     }
 }
 
-/// What an attempt's result means to the engine.
-fn outcome(result: &Result<Response>) -> AttemptOutcome {
-    match result {
-        Ok(response) => AttemptOutcome::Status(response.status().as_u16()),
-        Err(reqwest_middleware::Error::Middleware(e)) if e.is::<CircuitOpen>() => {
-            AttemptOutcome::CircuitOpen
+/// The result of an attempt, kept while the next one waits: a response with a small body is
+/// read into memory, so that its connection is free meanwhile.
+async fn keep(result: Result<Response>) -> Result<Response> {
+    let response = match result {
+        Ok(response)
+            if response
+                .content_length()
+                .is_some_and(|n| n <= KEEP_IN_MEMORY) =>
+        {
+            response
         }
-        Err(reqwest_middleware::Error::Middleware(_)) => AttemptOutcome::OtherError,
-        Err(reqwest_middleware::Error::Reqwest(e)) if e.is_timeout() => AttemptOutcome::Timeout,
-        // Connecting, sending, or reading the response head went wrong: worth another try.
-        Err(reqwest_middleware::Error::Reqwest(e)) if e.is_connect() || e.is_request() => {
-            AttemptOutcome::Connect
-        }
-        Err(reqwest_middleware::Error::Reqwest(_)) => AttemptOutcome::OtherError,
+        other => return other,
+    };
+    let (parts, body) = into_parts(response);
+    match body.collect().await {
+        Ok(bytes) => Ok(from_parts(parts, reqwest::Body::from(bytes.to_bytes()))),
+        // Reading it failed: that is what the upstream gave.
+        Err(err) => Err(reqwest_middleware::Error::Reqwest(err)),
     }
 }
 
@@ -102,11 +105,7 @@ impl Middleware for RetryMiddleware {
         next: Next<'_>,
     ) -> Result<Response> {
         let retrier = &*self.retrier;
-        let retryable = retrier
-            .config()
-            .may_retry_with(req.method().is_idempotent(), || {
-                req.headers().contains_key(&IDEMPOTENCY_KEY)
-            });
+        let retryable = may_retry(retrier.config(), req.method(), req.headers());
         let mut copy = if retryable { req.try_clone() } else { None };
         if copy.is_none() {
             // Sent once: not retryable, or a body that cannot be copied.
@@ -115,27 +114,32 @@ impl Middleware for RetryMiddleware {
         }
         let mut request = req;
         let mut run = RetryRun::new();
+        let mut previous = None;
         loop {
-            let mut result = next.clone().run(request, extensions).await;
-            let decision = retrier.after_attempt(&mut run, outcome(&result), || {
+            let result = next.clone().run(request, extensions).await;
+            let decision = retrier.after_attempt(&mut run, attempt_outcome(&result), || {
                 result.as_ref().ok().and_then(|r| retry_after(r.headers()))
             });
-            match (decision, copy.take()) {
+            let stop = match (decision, copy.take()) {
                 (RetryDecision::Retry { after, .. }, Some(next_request)) => {
-                    drop(result); // frees the connection while waiting
+                    previous = Some(keep(result).await);
                     tokio::time::sleep(after).await;
                     copy = next_request.try_clone();
                     request = next_request;
+                    continue;
                 }
-                _ => {
-                    if let Ok(response) = &mut result {
-                        if run.attempts() > 1 {
-                            response.extensions_mut().insert(Attempts(run.attempts()));
-                        }
-                    }
-                    return result;
-                }
+                (RetryDecision::Retry { .. }, None) => StopReason::Exhausted,
+                (RetryDecision::Stop(stop), _) => stop,
+            };
+            // A breaker refused the retry: the previous attempt's result stands.
+            let mut result = match previous {
+                Some(previous) if stop == StopReason::CircuitOpen => previous,
+                _ => result,
+            };
+            if let (Ok(response), Some(attempts)) = (&mut result, run.summary(stop)) {
+                response.extensions_mut().insert(attempts);
             }
+            return result;
         }
     }
 }

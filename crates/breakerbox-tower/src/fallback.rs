@@ -5,24 +5,32 @@
 //! rejection from the layers inside it into the response its function builds; every other
 //! result passes through unchanged.
 //!
+//! The fallback's answer has the inner service's response type. Over the HTTP breaker that is
+//! an `http::Response<ResponseBody<B>>`: wrap the fallback's own body with
+//! [`ResponseBody::unguarded`](crate::classify::ResponseBody) (it reports to no breaker).
+//!
 //! ```
-//! use breakerbox::BreakerConfig;
-//! use breakerbox_tower::{CircuitBreakerLayer, FallbackLayer};
+//! use breakerbox_tower::classify::ResponseBody;
+//! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, CircuitOpen, FallbackLayer};
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
 //! let config = BreakerConfig::builder().consecutive_failures(1).build()?;
 //! let mut odds = ServiceBuilder::new()
-//!     .layer(FallbackLayer::new(|open: &breakerbox::CircuitOpen| {
-//!         format!("cached odds (live feed {} is down)", open.breaker())
+//!     .layer(FallbackLayer::new(|open: &CircuitOpen| {
+//!         let cached = format!("cached odds (live feed {} is down)", open.breaker());
+//!         http::Response::new(ResponseBody::unguarded(cached))
 //!     }))
 //!     .layer(CircuitBreakerLayer::named("espn", config))
-//!     .service(service_fn(|_: ()| async { Err::<String, BoxError>("503".into()) }));
+//!     .service(service_fn(|_: http::Request<()>| async {
+//!         Ok::<_, BoxError>(http::Response::builder().status(503).body(String::new())?)
+//!     }));
 //!
-//! assert!(odds.ready().await?.call(()).await.is_err()); // the failure itself passes through
-//! let answer = odds.ready().await?.call(()).await?;    // then the breaker is open
-//! assert_eq!(answer, "cached odds (live feed espn is down)");
+//! // The failure itself passes through; then the breaker is open and the fallback answers.
+//! assert_eq!(odds.ready().await?.call(http::Request::new(())).await?.status(), 503);
+//! let answer = odds.ready().await?.call(http::Request::new(())).await?;
+//! assert_eq!(answer.body().get_ref(), "cached odds (live feed espn is down)");
 //! # Ok(())
 //! # }
 //! ```

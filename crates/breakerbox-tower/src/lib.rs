@@ -1,18 +1,21 @@
-//! Tower middleware over the [breakerbox] engine: circuit breakers and retries with backoff for
-//! any `tower::Service`, composing with tower's own timeout, rate-limit and concurrency layers.
+//! Tower middleware over the [breakerbox](https://docs.rs/breakerbox) engine: circuit breakers
+//! and retries with backoff for any `tower::Service`, composing with tower's own timeout,
+//! rate-limit and concurrency layers. One dependency line: the engine's types a user names
+//! (configs, errors, the breaker box) are re-exported here, and the whole engine as
+//! [`engine`].
 //!
 //! - [`CircuitBreakerLayer`]: one breaker for a service; [`KeyedCircuitBreakerLayer`]: a breaker
-//!   per request target from a [`BreakerBox`](breakerbox::BreakerBox) (per host, or per host +
-//!   path rule). See [`circuit_breaker`].
-//! - [`classify`]: how results become breaker outcomes (generic, HTTP status, closures,
-//!   tower-http's classifiers).
+//!   per request target from a [`BreakerBox`] (per host, or per host + path rule). See
+//!   [`circuit_breaker`].
+//! - [`classify`]: how results become breaker outcomes. HTTP responses by status, to the end of
+//!   their body, by default; [`OkIsSuccess`](classify::OkIsSuccess) for other services.
 //! - [`RetryWithBackoffLayer`]: retries with the engine's backoff, `Retry-After`, idempotency
-//!   rules and retry budget. See [`retry`].
+//!   rules and retry budget; HTTP requests by default. See [`retry`].
 //! - [`FallbackLayer`]: answers a circuit-open rejection with a response of your own (a cached
 //!   or conservative answer).
 //! - [`Probe`]: an async health check run while a breaker is open.
-//! - [`TokioClock`]: the engine's clock in the front ends: tokio's when its time is paused where the
-//!   clock is made (so `tokio::time::pause()` drives every breaker and retry), the OS's cheap
+//! - [`TokioClock`]: the engine's clock in the front ends: tokio's when its time is paused where
+//!   the clock is made (so `tokio::time::pause()` drives every breaker and retry), the OS's cheap
 //!   coarse monotonic clock otherwise.
 //!
 //! All decisions (trip, admit, back off, budget) are the engine's; these layers translate tower
@@ -27,26 +30,25 @@
 //! for the retry layer to clone.
 //!
 //! ```
-//! use breakerbox::{BreakerConfig, RetryConfig};
-//! use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer};
+//! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, RetryConfig, RetryWithBackoffLayer};
 //! use std::time::Duration;
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
 //! let client = service_fn(|_req: http::Request<String>| async {
-//!     Ok::<_, BoxError>(http::Response::new("{}"))
+//!     Ok::<_, BoxError>(http::Response::new(String::from("{}")))
 //! });
 //! let musicbrainz = BreakerConfig::builder()
 //!     .consecutive_failures(3)
 //!     .success_threshold(2)
 //!     .build()?;
 //! let mut svc = ServiceBuilder::new()
-//!     .layer(RetryWithBackoffLayer::new(RetryConfig::default()).http())
+//!     .layer(RetryWithBackoffLayer::named("musicbrainz", RetryConfig::default()))
 //!     .buffer(64)
 //!     .rate_limit(1, Duration::from_secs(1)) // MusicBrainz asks for 1 request per second
 //!     .concurrency_limit(4)
-//!     .layer(CircuitBreakerLayer::named("musicbrainz", musicbrainz).http())
+//!     .layer(CircuitBreakerLayer::named("musicbrainz", musicbrainz))
 //!     .timeout(Duration::from_secs(10))
 //!     .service(client);
 //!
@@ -59,23 +61,41 @@
 //! # Features
 //!
 //! - `metrics` (default): the engine's metrics through the `metrics` facade.
-//! - `tower-http`: accept tower-http's `ClassifyResponse` classifiers (`classify::TowerHttp`).
+//! - `toml` (default): load configs from TOML ([`BoxConfig::from_toml`]).
 //! - `hyper` (default): recognise hyper's connection errors (a connection closed before the
-//!   response) as transient for retries.
+//!   response) as transient for retries, and send hyper's streaming request bodies once.
+//! - `tower-http`: accept tower-http's `ClassifyResponse` classifiers (`classify::TowerHttp`).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 pub mod circuit_breaker;
 pub mod classify;
-mod clock;
 pub mod fallback;
-mod probe;
 pub mod retry;
 
 pub use circuit_breaker::{
     CircuitBreaker, CircuitBreakerLayer, KeyedCircuitBreaker, KeyedCircuitBreakerLayer,
 };
-pub use clock::TokioClock;
 pub use fallback::{Fallback, FallbackLayer};
-pub use probe::Probe;
 pub use retry::{RetryWithBackoff, RetryWithBackoffLayer};
+
+pub use breakerbox_http::{Probe, TokioClock};
+
+/// The whole engine, for what the re-exports below leave out (the engine's own
+/// `CircuitBreaker`, clocks, snapshots, transition events).
+pub use breakerbox as engine;
+
+#[cfg(feature = "toml")]
+pub use breakerbox::ConfigError;
+pub use breakerbox::backoff::Jitter;
+pub use breakerbox::retry::BudgetConfig;
+pub use breakerbox::{
+    AttemptOutcome, BoxConfig, BreakerBox, BreakerConfig, BreakerRule, CircuitOpen, Health,
+    InvalidConfig, Match, Outcome, Overflow, RetryConfig, State, StatusPattern, Target,
+    TransitionEvent, TransitionReason, WindowConfig,
+};
+
+// This crate's README, compiled and run with its tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -3,7 +3,9 @@
 
 use breakerbox::backoff::Jitter;
 use breakerbox::{BoxConfig, RetryConfig, State};
-use breakerbox_reqwest::{Attempts, CircuitBreakerMiddleware, RetryMiddleware, circuit_open};
+use breakerbox_reqwest::{
+    Attempts, CircuitBreakerMiddleware, RetryMiddleware, StopReason, circuit_open,
+};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
@@ -116,7 +118,10 @@ async fn a_503_with_retry_after_is_retried_after_at_least_that_long() {
     let (upstream, addr) = Upstream::start(&[(503, Some("1")), (200, None)]).await;
     let response = client(addr, retry_config()).get(URL).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(
+        response.extensions().get::<Attempts>(),
+        Some(&Attempts::new(2, StopReason::Succeeded))
+    );
     assert_eq!(upstream.gaps(), [Duration::from_secs(1)]);
 }
 
@@ -140,7 +145,10 @@ async fn transient_failures_back_off_exponentially_until_exhausted() {
     let (upstream, addr) = Upstream::start(&[(502, None)]).await;
     let response = client(addr, retry_config()).get(URL).send().await.unwrap();
     assert_eq!(response.status(), 502, "the last response comes back");
-    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(4)));
+    assert_eq!(
+        response.extensions().get::<Attempts>(),
+        Some(&Attempts::new(4, StopReason::Exhausted))
+    );
     assert_eq!(
         upstream.gaps(),
         [
@@ -202,7 +210,7 @@ async fn a_streaming_body_is_sent_exactly_once_and_not_refused() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn retries_go_through_the_breaker_and_circuit_open_is_not_retried() {
+async fn retries_go_through_the_breaker_and_the_caller_gets_the_last_real_answer() {
     let (upstream, addr) = Upstream::start(&[(503, None)]).await;
     let config = BoxConfig::from_toml(
         "[[breakers]]\nname = \"musicbrainz\"\nmatch = { host = \"musicbrainz.org\" }\nconsecutive_failures = 3",
@@ -219,14 +227,24 @@ async fn retries_go_through_the_breaker_and_circuit_open_is_not_retried() {
         .with(RetryMiddleware::new(retry_config()))
         .with(breakers)
         .build();
-    let err = client.get(URL).send().await.unwrap_err();
-    assert_eq!(circuit_open(&err).unwrap().breaker(), "musicbrainz");
+    // Three attempts fail and open the breaker, which refuses the fourth: the caller gets the
+    // third 503, marked, never a rejection for a call that reached the upstream.
+    let response = client.get(URL).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        response.extensions().get::<Attempts>(),
+        Some(&Attempts::new(3, StopReason::CircuitOpen))
+    );
     assert_eq!(
         upstream.hits(),
         3,
         "the fourth attempt was rejected, and not retried"
     );
     assert_eq!(panel.named("musicbrainz").unwrap().state(), State::Open);
+    // The next call sends nothing: now the caller gets the rejection.
+    let err = client.get(URL).send().await.unwrap_err();
+    assert_eq!(circuit_open(&err).unwrap().breaker(), "musicbrainz");
+    assert_eq!(upstream.hits(), 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -235,6 +253,9 @@ async fn an_error_reading_the_response_head_is_retried() {
     let (addr, connections) = breakerbox_testing::drop_first_connection().await;
     let response = client(addr, retry_config()).get(URL).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    assert_eq!(response.extensions().get::<Attempts>(), Some(&Attempts(2)));
+    assert_eq!(
+        response.extensions().get::<Attempts>(),
+        Some(&Attempts::new(2, StopReason::Succeeded))
+    );
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 2);
 }

@@ -1,8 +1,8 @@
 //! How a [`CircuitBreaker`](super::CircuitBreaker) service holds its engine breaker.
 
-use super::future::Record;
+use super::guard::Guard;
+use breakerbox::CircuitOpen;
 use breakerbox::circuit_breaker::BreakerHolder;
-use breakerbox::{CircuitOpen, Outcome, OwnedPermit, Permit};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::OnceLock;
@@ -20,18 +20,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 /// long as the program (in a `static`, say) needs no counting at all: the future keeps a plain
 /// reference.
 ///
-/// ```
-/// use breakerbox::{BreakerConfig, CircuitBreaker};
-/// use breakerbox_tower::CircuitBreakerLayer;
-/// use std::sync::LazyLock;
-///
-/// static SPOTIFY: LazyLock<CircuitBreaker> =
-///     LazyLock::new(|| CircuitBreaker::new("spotify", BreakerConfig::default()));
-///
-/// let layer = CircuitBreakerLayer::from_breaker(LazyLock::force(&SPOTIFY));
-/// assert_eq!(layer.breaker().name(), "spotify");
-/// ```
-pub struct BreakerHandle(Handle);
+pub(crate) struct BreakerHandle(Handle);
 
 enum Handle {
     Owned {
@@ -88,7 +77,7 @@ impl Leases {
 
 impl BreakerHandle {
     /// The engine breaker.
-    pub fn get(&self) -> &breakerbox::CircuitBreaker {
+    pub(crate) fn get(&self) -> &breakerbox::CircuitBreaker {
         match &self.0 {
             Handle::Owned { lease, .. } => &lease.0,
             Handle::Static(breaker) => breaker,
@@ -96,12 +85,12 @@ impl BreakerHandle {
     }
 
     #[inline]
-    pub(crate) fn try_acquire(&self) -> Result<HandlePermit, CircuitOpen> {
+    pub(crate) fn try_acquire(&self) -> Result<Guard, CircuitOpen> {
         match &self.0 {
             Handle::Owned { lease, .. } => {
-                breakerbox::CircuitBreaker::try_acquire_by(lease).map(HandlePermit::Leased)
+                breakerbox::CircuitBreaker::try_acquire_by(lease).map(Guard::leased)
             }
-            Handle::Static(breaker) => breaker.try_acquire().map(HandlePermit::Static),
+            Handle::Static(breaker) => breaker.try_acquire().map(Guard::of_static),
         }
     }
 
@@ -142,26 +131,6 @@ impl From<&'static breakerbox::CircuitBreaker> for BreakerHandle {
 impl fmt::Debug for BreakerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(self.get(), f)
-    }
-}
-
-/// A permit through either kind of handle. Dropped unrecorded, it records nothing and frees its
-/// HalfOpen slot, as the engine's permits do.
-#[derive(Debug)]
-pub(crate) enum HandlePermit {
-    Leased(OwnedPermit<Arc<Lease>>),
-    Static(Permit<'static>),
-}
-
-impl Record for HandlePermit {
-    // Always inlined, like the response future's poll that calls it: out of line, the call
-    // costs more than the breaker's own work.
-    #[inline(always)]
-    fn record(self, outcome: Outcome) {
-        match self {
-            HandlePermit::Leased(permit) => permit.record(outcome),
-            HandlePermit::Static(permit) => permit.record(outcome),
-        }
     }
 }
 

@@ -1,8 +1,7 @@
-use super::KeyedResponseFuture;
-use crate::TokioClock;
+use super::{Guard, ResponseFuture};
 use crate::classify::{Classify, HttpStatus};
-use crate::probe::Probe;
 use breakerbox::{BoxConfig, BreakerBox, Target};
+use breakerbox_http::{Probe, TokioClock};
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -36,8 +35,7 @@ impl<B> TargetOf<http::Request<B>> for UriTarget {
 /// [module docs](super) for the readiness contract. Clones share the box.
 ///
 /// ```
-/// use breakerbox::{BoxConfig, CircuitOpen};
-/// use breakerbox_tower::KeyedCircuitBreakerLayer;
+/// use breakerbox_tower::{BoxConfig, CircuitOpen, KeyedCircuitBreakerLayer};
 /// use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 ///
 /// # #[tokio::main(flavor = "current_thread")]
@@ -52,7 +50,7 @@ impl<B> TargetOf<http::Request<B>> for UriTarget {
 ///     .layer(KeyedCircuitBreakerLayer::new(config))
 ///     .service(service_fn(|req: http::Request<()>| async move {
 ///         let status = if req.uri().path().starts_with("/vision") { 503 } else { 200 };
-///         Ok::<_, BoxError>(http::Response::builder().status(status).body(()).unwrap())
+///         Ok::<_, BoxError>(http::Response::builder().status(status).body(String::new())?)
 ///     }));
 ///
 /// let vision = || http::Request::get("https://ai.example/vision/annotate").body(()).unwrap();
@@ -101,9 +99,9 @@ where
     K: TargetOf<Req>,
     C: Classify<S::Response> + Clone,
 {
-    type Response = S::Response;
+    type Response = C::Response;
     type Error = BoxError;
-    type Future = KeyedResponseFuture<S::Future, C>;
+    type Future = ResponseFuture<S::Future, C>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -111,16 +109,16 @@ where
 
     fn call(&mut self, req: Req) -> Self::Future {
         let Some(target) = self.key.target(&req) else {
-            return KeyedResponseFuture::called(
+            return ResponseFuture::called(
                 self.inner.call(req),
-                None,
+                Guard::unguarded(),
                 self.classifier.clone(),
             );
         };
         match self.breakers.try_acquire(&target) {
-            Ok(permit) => KeyedResponseFuture::called(
+            Ok(permit) => ResponseFuture::called(
                 self.inner.call(req),
-                Some(permit),
+                Guard::keyed(permit),
                 self.classifier.clone(),
             ),
             Err(open) => {
@@ -128,7 +126,7 @@ where
                     self.breakers
                         .with_breaker(&target, |breaker| probe.run_if_due(breaker));
                 }
-                KeyedResponseFuture::rejected(open)
+                ResponseFuture::rejected(open)
             }
         }
     }

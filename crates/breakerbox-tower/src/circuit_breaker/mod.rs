@@ -4,6 +4,11 @@
 //! [`KeyedCircuitBreaker`] guards many, picking a breaker per request from a
 //! [`BreakerBox`](breakerbox::BreakerBox) (a breaker per host, or per host + path rule).
 //!
+//! Both classify `http::Response`s by status by default ([`HttpStatus`]): 5xx, 408 and 429 fail,
+//! other 4xx are ignored, and a call ends when its response body does (a body that fails while
+//! being read is a failure). Any other service takes an explicit classifier, such as
+//! [`OkIsSuccess`](crate::classify::OkIsSuccess); see [`classify`](crate::classify).
+//!
 //! # The readiness contract
 //!
 //! A rejected call never reaches the inner service, never polls its readiness and never waits:
@@ -20,36 +25,40 @@
 //!   inner service's readiness in `poll_ready` and decides in `call`. A rejected request is still
 //!   never sent and fails at once; only the readiness of the shared inner service is awaited.
 //!
-//! Each attempt's outcome is classified ([`classify`](crate::classify)) when its response future
-//! completes. Dropping a response future early records nothing and frees its HalfOpen slot.
+//! Dropping a response future early records nothing and frees its HalfOpen slot. An outcome
+//! counts only in the state period its call was admitted in: a call admitted before the breaker
+//! opened, closed or was reset can never count against the newer period. A panic inside the
+//! call counts as a failure.
 //!
-//! # Cost
+//! # Names
 //!
-//! A healthy call allocates nothing and, with the default config, writes nothing the breaker's
-//! other callers read. What remains is the response future's way back to the breaker: with an
-//! owned breaker, one reference-count increment and decrement per call, on a counter that the
-//! service's clones take in turn from a few, each on a cache line of its own (so clones on
-//! different threads do not bounce one line between their cores). A breaker in a `static` (see
-//! [`BreakerHandle`]) spares the counting too.
+//! A breaker's name labels its errors, logs and metrics. [`CircuitBreakerLayer::named`] sets it;
+//! [`CircuitBreakerLayer::new`] numbers its breakers `circuit_breaker_1`, `circuit_breaker_2`,
+//! … in the order they are made, so that two unnamed breakers never share metrics. The breakers
+//! of a [`KeyedCircuitBreakerLayer`] are named by their rules, or after their host.
 //!
 //! ```
-//! use breakerbox::{BreakerConfig, CircuitOpen};
-//! use breakerbox_tower::CircuitBreakerLayer;
+//! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, CircuitOpen};
 //! use std::time::Duration;
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), BoxError> {
+//! // An upstream answering 503: hyper-util's client in a real program.
+//! let client = service_fn(|_req: http::Request<String>| async {
+//!     Ok::<_, BoxError>(http::Response::builder().status(503).body(String::new())?)
+//! });
 //! let config = BreakerConfig::builder().consecutive_failures(3).build()?;
-//! let mut svc = ServiceBuilder::new()
+//! let mut espn = ServiceBuilder::new()
 //!     .layer(CircuitBreakerLayer::named("espn", config))
 //!     .timeout(Duration::from_secs(10))
-//!     .service(service_fn(|_: ()| async { Err::<(), BoxError>("upstream down".into()) }));
+//!     .service(client);
 //!
+//! let get = || http::Request::get("https://site.api.espn.com/apis/v2/scoreboard").body(String::new());
 //! for _ in 0..3 {
-//!     assert!(svc.ready().await?.call(()).await.is_err());
+//!     assert_eq!(espn.ready().await?.call(get()?).await?.status(), 503);
 //! }
-//! let err = svc.ready().await?.call(()).await.unwrap_err();
+//! let err = espn.ready().await?.call(get()?).await.unwrap_err();
 //! let open = err.downcast_ref::<CircuitOpen>().expect("rejected by the breaker");
 //! assert_eq!(open.breaker(), "espn");
 //! assert!(open.retry_after().is_some());
@@ -58,6 +67,7 @@
 //! ```
 
 pub mod future;
+mod guard;
 mod handle;
 mod keyed;
 mod layer;
@@ -67,23 +77,24 @@ pub mod error {
     pub use breakerbox::CircuitOpen;
 }
 
-pub use self::future::{KeyedResponseFuture, ResponseFuture};
-pub use self::handle::BreakerHandle;
+pub use self::future::ResponseFuture;
+pub use self::guard::Guard;
 pub use self::keyed::{KeyedCircuitBreaker, KeyedCircuitBreakerLayer, TargetOf, UriTarget};
 pub use self::layer::CircuitBreakerLayer;
 
-use self::handle::HandlePermit;
-use crate::classify::{Classify, OkIsSuccess};
-use crate::probe::Probe;
+use self::handle::BreakerHandle;
+use crate::classify::{Classify, HttpStatus};
 use breakerbox::CircuitOpen;
+use breakerbox_http::Probe;
 use std::fmt;
 use std::task::{Context, Poll};
 use tower::{BoxError, Service};
 
-/// Guards a service with one circuit breaker; see the [module docs](self).
+/// Guards a service with one circuit breaker; see the [module docs](self). Usually made by a
+/// [`CircuitBreakerLayer`].
 ///
 /// Clones share the breaker (each clone holds its own admission state).
-pub struct CircuitBreaker<S, C = OkIsSuccess> {
+pub struct CircuitBreaker<S, C = HttpStatus> {
     inner: S,
     breaker: BreakerHandle,
     classifier: C,
@@ -91,35 +102,27 @@ pub struct CircuitBreaker<S, C = OkIsSuccess> {
     /// What `poll_ready` decided, for the next `call`: a permit, a rejection, or (both `None`)
     /// nothing yet. Two fields rather than one enum: the healthy path then only tests and moves
     /// the permit.
-    permit: Option<HandlePermit>,
+    permit: Option<Guard>,
     rejected: Option<CircuitOpen>,
 }
 
 // === impl CircuitBreaker ===
 
-impl<S> CircuitBreaker<S> {
-    /// Guards `inner` with `breaker`, classifying `Ok` as success and errors as failures.
-    pub fn new(inner: S, breaker: impl Into<BreakerHandle>) -> Self {
-        Self::with_classifier(inner, breaker, OkIsSuccess)
-    }
-}
-
 impl<S, C> CircuitBreaker<S, C> {
-    /// Guards `inner` with `breaker`, classifying results with `classifier`.
-    pub fn with_classifier(inner: S, breaker: impl Into<BreakerHandle>, classifier: C) -> Self {
+    pub(crate) fn with_classifier(
+        inner: S,
+        breaker: BreakerHandle,
+        classifier: C,
+        probe: Option<Probe>,
+    ) -> Self {
         Self {
             inner,
-            breaker: breaker.into(),
+            breaker,
             classifier,
-            probe: None,
+            probe,
             permit: None,
             rejected: None,
         }
-    }
-
-    pub(crate) fn with_probe(mut self, probe: Option<Probe>) -> Self {
-        self.probe = probe;
-        self
     }
 
     /// The engine breaker: its state, snapshot and control methods.
@@ -149,7 +152,7 @@ where
     S::Error: Into<BoxError>,
     C: Classify<S::Response> + Clone,
 {
-    type Response = S::Response;
+    type Response = C::Response;
     type Error = BoxError;
     type Future = ResponseFuture<S::Future, C>;
 

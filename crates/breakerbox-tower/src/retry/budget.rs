@@ -1,8 +1,8 @@
 //! The engine's retry budget behind tower's `Budget` trait.
 
-use crate::TokioClock;
 use breakerbox::RetryBudget;
 use breakerbox::retry::BudgetConfig;
+use breakerbox_http::TokioClock;
 use std::sync::Arc;
 
 /// The engine's lock-free [`RetryBudget`] (on a [`TokioClock`]) as a

@@ -1,14 +1,14 @@
 //! The retry layer's response future.
 
 use super::policy::Policy;
-use breakerbox::retry::{Retrier, RetryDecision, RetryRun};
+use breakerbox::retry::{Retrier, RetryDecision, RetryRun, StopReason};
+use breakerbox_http::deadline_after;
 use pin_project_lite::pin_project;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use tower::{BoxError, Service};
 
 pin_project! {
@@ -25,12 +25,12 @@ pin_project! {
         state: State<S::Future>,
         policy: P,
         // `None` when the request is sent once (not retryable, or not copyable).
-        retry: Option<Retry<S, Req>>,
+        retry: Option<Box<Retry<S, Req>>>,
     }
 }
 
 /// What a retryable request keeps between attempts.
-struct Retry<S, Req> {
+struct Retry<S: Service<Req>, Req> {
     service: S,
     retrier: Arc<Retrier>,
     /// A copy of the request for the next attempt.
@@ -38,6 +38,9 @@ struct Retry<S, Req> {
     run: RetryRun,
     /// Made at the first wait.
     sleep: Option<Pin<Box<Sleep>>>,
+    /// The last attempt's result while the next is prepared: what the caller gets if a breaker
+    /// refuses the next attempt (the last real answer, never a later rejection).
+    previous: Option<Result<S::Response, BoxError>>,
 }
 
 pin_project! {
@@ -74,13 +77,14 @@ where
         Self {
             state: State::Called { future },
             policy,
-            retry: Some(Retry {
+            retry: Some(Box::new(Retry {
                 service,
                 retrier,
                 request: Some(request),
                 run: RetryRun::new(),
                 sleep: None,
-            }),
+                previous: None,
+            })),
         }
     }
 }
@@ -99,7 +103,7 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Called { future } => {
-                    let mut result = ready!(future.poll(cx)).map_err(Into::into);
+                    let result = ready!(future.poll(cx)).map_err(Into::into);
                     let Some(retry) = this.retry.as_mut() else {
                         return Poll::Ready(result);
                     };
@@ -108,7 +112,7 @@ where
                     let decision = retry.retrier.after_attempt(&mut retry.run, outcome, || {
                         result.as_ref().ok().and_then(|r| policy.retry_after(r))
                     });
-                    match decision {
+                    let stop = match decision {
                         RetryDecision::Retry { after, .. } if retry.request.is_some() => {
                             let deadline = deadline_after(after);
                             match &mut retry.sleep {
@@ -117,18 +121,22 @@ where
                                     retry.sleep = Some(Box::pin(tokio::time::sleep_until(deadline)))
                                 }
                             }
+                            retry.previous = Some(result);
                             this.state.set(State::Waiting);
+                            continue;
                         }
-                        _ => {
-                            let attempts = retry.run.attempts();
-                            if let Ok(response) = &mut result {
-                                if attempts > 1 {
-                                    this.policy.mark(response, attempts);
-                                }
-                            }
-                            return Poll::Ready(result);
-                        }
+                        RetryDecision::Retry { .. } => StopReason::Exhausted,
+                        RetryDecision::Stop(stop) => stop,
+                    };
+                    // A breaker refused the retry: the previous attempt's result stands.
+                    let mut result = match retry.previous.take() {
+                        Some(previous) if stop == StopReason::CircuitOpen => previous,
+                        _ => result,
+                    };
+                    if let (Ok(response), Some(attempts)) = (&mut result, retry.run.summary(stop)) {
+                        this.policy.mark(response, attempts);
                     }
+                    return Poll::Ready(result);
                 }
                 StateProj::Waiting => {
                     let retry = this.retry.as_mut().expect("only retryable requests wait");
@@ -158,13 +166,4 @@ where
             .field("retrying", &self.retry.is_some())
             .finish_non_exhaustive()
     }
-}
-
-/// `after` from now, or tokio's own "far future" (30 years, what `tokio::time::sleep` uses)
-/// when that is past what an `Instant` can hold: a config may allow any wait (`max_delay` up to
-/// `Duration::MAX`, no `max_elapsed`), and a server may ask for any `Retry-After`.
-fn deadline_after(after: Duration) -> Instant {
-    const FAR_FUTURE: Duration = Duration::from_secs(86_400 * 365 * 30);
-    let now = Instant::now();
-    now.checked_add(after).unwrap_or(now + FAR_FUTURE)
 }

@@ -1,16 +1,30 @@
 use super::RetryWithBackoff;
-use super::policy::{CloneRequest, Http};
-use crate::TokioClock;
+use super::policy::Http;
 use breakerbox::RetryConfig;
 use breakerbox::retry::Retrier;
+use breakerbox_http::TokioClock;
 use std::fmt;
 use std::sync::Arc;
 use tower::Layer;
 
 /// Applies [`RetryWithBackoff`] to services. The services it wraps share one retry budget and
 /// one set of retry metrics.
+///
+/// It retries `http::Request`s by HTTP's rules ([`Http`]) unless given another
+/// [`policy`](Self::policy); see the [module docs](super) for the rules and an example.
+///
+/// ```
+/// use breakerbox_tower::{RetryConfig, RetryWithBackoffLayer};
+/// use std::time::Duration;
+///
+/// // The `[retry]` table of a profile, or a builder:
+/// let config = RetryConfig::builder().max_retries(2).max_elapsed(Some(Duration::from_secs(5))).build()?;
+/// let layer = RetryWithBackoffLayer::named("spotify", config);
+/// assert_eq!(layer.config().max_retries(), 2);
+/// # Ok::<(), breakerbox_tower::InvalidConfig>(())
+/// ```
 #[derive(Clone)]
-pub struct RetryWithBackoffLayer<P = CloneRequest> {
+pub struct RetryWithBackoffLayer<P = Http> {
     retrier: Arc<Retrier>,
     policy: P,
 }
@@ -20,9 +34,8 @@ fn retrier(config: RetryConfig, target: &str) -> Arc<Retrier> {
 }
 
 impl RetryWithBackoffLayer {
-    /// Retries per `config` (the engine's rules, budget included), for any `Clone` request;
-    /// metrics are labelled `target="default"` until [`target`](Self::target) says otherwise.
-    /// Use [`http`](Self::http) for HTTP requests.
+    /// Retries HTTP requests per `config` (the engine's rules, budget included); metrics are
+    /// labelled `target="default"`; [`named`](Self::named) sets the label.
     pub fn new(config: RetryConfig) -> Self {
         Self::named("default", config)
     }
@@ -32,29 +45,14 @@ impl RetryWithBackoffLayer {
     pub fn named(target: &str, config: RetryConfig) -> Self {
         Self {
             retrier: retrier(config, target),
-            policy: CloneRequest,
+            policy: Http,
         }
     }
 }
 
 impl<P> RetryWithBackoffLayer<P> {
-    /// The `target` label of the retry metrics (a host or upstream name). The `default`
-    /// series that [`new`](RetryWithBackoffLayer::new) registered with the recorder installed
-    /// then stay registered (at zero); [`named`](RetryWithBackoffLayer::named) avoids them.
-    pub fn target(self, target: &str) -> Self {
-        Self {
-            retrier: retrier(self.retrier.config().clone(), target),
-            policy: self.policy,
-        }
-    }
-
-    /// Retries `http::Request<B>` (with a `Clone` body) by HTTP's rules: idempotent methods,
-    /// statuses, `Retry-After`; responses carry [`Attempts`](super::Attempts).
-    pub fn http(self) -> RetryWithBackoffLayer<Http> {
-        self.policy(Http)
-    }
-
-    /// Uses a custom [`Policy`](super::Policy).
+    /// Uses another [`Policy`](super::Policy): [`CloneRequest`](super::CloneRequest) for a
+    /// service that is not HTTP, or one of your own.
     pub fn policy<P2>(self, policy: P2) -> RetryWithBackoffLayer<P2> {
         RetryWithBackoffLayer {
             retrier: self.retrier,

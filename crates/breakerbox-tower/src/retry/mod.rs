@@ -1,23 +1,33 @@
-//! Retry with backoff for any `tower::Service` (DESIGN.md section 5), driven by the engine's
-//! rules.
+//! Retry with backoff for any `tower::Service`, driven by the engine's rules.
 //!
-//! [`RetryWithBackoff`] sends a request and, while the engine's
-//! [`RetryState`](breakerbox::retry::RetryState) says so, waits and sends a copy again:
+//! [`RetryWithBackoff`] sends a request and, while the engine says so, waits and sends a copy
+//! again. By default it retries HTTP requests (`http::Request<B>`, the [`Http`] policy):
 //!
 //! - at most `max_retries` retries, waits of `base_delay × multiplier^n` capped at `max_delay`
 //!   with the configured jitter, and nothing past `max_elapsed`;
-//! - only transient failures: timeouts, connection errors, and (HTTP) 408, 429 and 5xx by
-//!   default; a [`CircuitOpen`](breakerbox::CircuitOpen) rejection fails fast, never retried;
+//! - only transient failures: timeouts, connection errors, and the configured `statuses` (408,
+//!   429 and 5xx by default); a [`CircuitOpen`](breakerbox::CircuitOpen) rejection fails fast,
+//!   never retried;
 //! - `Retry-After` on 429 / 503 (seconds or HTTP-date) is waited for at least; one longer than
 //!   `max_delay` or the time left returns the response at once instead of sleeping;
-//! - HTTP: only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), unless the config
-//!   opts in or the request carries an `Idempotency-Key`;
+//! - only idempotent methods (GET, HEAD, OPTIONS, TRACE, PUT, DELETE), unless the config opts in
+//!   or the request carries an `Idempotency-Key`: a `POST` is sent once;
+//! - a request whose body cannot be copied ([`RetryBody`]) is sent exactly once, never dropped;
 //! - a retry budget shared by the layer's services caps retries to a fraction of recent requests
 //!   plus a floor, so a fleet cannot amplify an outage;
-//! - a request the [`Policy`] cannot copy is sent exactly once, never dropped;
-//! - a retried response (HTTP) carries [`Attempts`] ([`Attempts::of`] reads 1 on the others);
-//!   `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count
+//! - the last real answer: once an attempt reached the upstream, the caller gets the last
+//!   upstream result, never a `CircuitOpen` from a breaker that refused a later attempt. A
+//!   `CircuitOpen` reaches the caller only when nothing of the call was sent. The previous
+//!   attempt's result (an HTTP response with its body unread, holding its connection) is kept
+//!   while the next attempt waits, for that;
+//! - a response that was retried, or whose retry a breaker refused, carries
+//!   [`Attempts`] in its extensions: how many attempts reached the
+//!   upstream, and why retrying stopped (`stopped_by_open_breaker()`);
+//! - `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count
 //!   what happened.
+//!
+//! Any other service takes a policy of its own: [`CloneRequest`] (any `Clone` request, `Ok` a
+//! success) or a [`Policy`]. A request type the default policy cannot retry does not compile.
 //!
 //! A call whose first attempt settles it (a success, a client error) costs no retry
 //! bookkeeping and no clock read; the retry state and `max_elapsed` start at the first
@@ -28,8 +38,8 @@
 //! goes through the breaker (and counts there), and a timeout is a transient failure.
 //!
 //! ```
-//! use breakerbox::{BreakerConfig, RetryConfig, backoff::Jitter};
-//! use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer, retry::Attempts};
+//! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, Jitter, RetryConfig, RetryWithBackoffLayer};
+//! use breakerbox_tower::retry::Attempts;
 //! use std::sync::{Arc, atomic::{AtomicU32, Ordering}};
 //! use std::time::Duration;
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
@@ -44,19 +54,25 @@
 //! let calls = Arc::new(AtomicU32::new(0));
 //! let seen = calls.clone();
 //! let mut client = ServiceBuilder::new()
-//!     .layer(RetryWithBackoffLayer::new(retry).http())
-//!     .layer(CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default()).http())
+//!     .layer(RetryWithBackoffLayer::named("musicbrainz", retry))
+//!     .layer(CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default()))
 //!     .timeout(Duration::from_secs(10))
 //!     .service(service_fn(move |_req: http::Request<String>| {
 //!         // 503 twice, then 200.
 //!         let status = if seen.fetch_add(1, Ordering::SeqCst) < 2 { 503 } else { 200 };
-//!         async move { Ok::<_, BoxError>(http::Response::builder().status(status).body(()).unwrap()) }
+//!         async move { Ok::<_, BoxError>(http::Response::builder().status(status).body(String::new())?) }
 //!     }));
 //!
 //! let request = http::Request::get("https://musicbrainz.org/ws/2/recording").body(String::new())?;
 //! let response = client.ready().await?.call(request).await?;
 //! assert_eq!(response.status(), 200);
-//! assert_eq!(Attempts::of(&response), 3);
+//! assert_eq!(response.extensions().get::<Attempts>().map(Attempts::count), Some(3));
+//!
+//! // A POST is not idempotent: sent once, its 503 handed back.
+//! let post = http::Request::post("https://musicbrainz.org/ws/2/rating").body("5".to_owned())?;
+//! calls.store(0, Ordering::SeqCst);
+//! assert_eq!(client.ready().await?.call(post).await?.status(), 503);
+//! assert_eq!(calls.load(Ordering::SeqCst), 1);
 //! # Ok(())
 //! # }
 //! ```
@@ -69,7 +85,9 @@ mod policy;
 pub use self::budget::TowerBudget;
 pub use self::future::ResponseFuture;
 pub use self::layer::RetryWithBackoffLayer;
-pub use self::policy::{Attempts, CloneRequest, Http, IDEMPOTENCY_KEY, Policy, retry_after};
+pub use self::policy::{CloneRequest, Http, Policy, RetryBody};
+pub use breakerbox::retry::Attempts;
+pub use breakerbox_http::IDEMPOTENCY_KEY;
 
 use breakerbox::RetryBudget;
 use breakerbox::retry::Retrier;
@@ -79,7 +97,7 @@ use std::task::{Context, Poll};
 use tower::{BoxError, Service};
 
 /// Retries a service's failed calls with backoff; see the [module docs](self).
-pub struct RetryWithBackoff<S, P = CloneRequest> {
+pub struct RetryWithBackoff<S, P = Http> {
     inner: S,
     retrier: Arc<Retrier>,
     policy: P,

@@ -1,6 +1,7 @@
 //! CircuitBreakerLayer and KeyedCircuitBreakerLayer against tower-test mocks, in paused time.
 
 use breakerbox::{BoxConfig, BreakerConfig, CircuitOpen, State};
+use breakerbox_tower::classify::{OkIsSuccess, ResponseBody};
 use breakerbox_tower::{CircuitBreakerLayer, KeyedCircuitBreakerLayer, Probe};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -31,14 +32,18 @@ fn open_error(err: BoxError) -> CircuitOpen {
     }
 }
 
+/// What the breaker layers answer for the mocks' responses: the body wrapped, so that the call
+/// ends when the body does (dropping the response ends it).
+type Guarded = http::Response<ResponseBody<()>>;
+
 /// One call through the mock: the upstream answers `answer`.
-async fn call_with<S>(
+async fn call_with<S, R>(
     svc: &mut mock::Spawn<S>,
     handle: &mut mock::Handle<(), Response>,
     answer: Result<u16, &'static str>,
-) -> Result<Response, BoxError>
+) -> Result<R, BoxError>
 where
-    S: tower::Service<(), Response = Response, Error = BoxError>,
+    S: tower::Service<(), Response = R, Error = BoxError>,
 {
     assert_ready_ok!(svc.poll_ready());
     let response = svc.call(());
@@ -77,14 +82,20 @@ async fn consecutive_failures_open_and_rejections_never_touch_the_inner_service(
 
     tokio::time::advance(Duration::from_secs(60)).await;
     handle.allow(1);
-    let ok = call_with(&mut svc, &mut handle, Ok(200)).await.unwrap();
+    let ok: Guarded = call_with(&mut svc, &mut handle, Ok(200)).await.unwrap();
     assert_eq!(ok.status(), 200);
+    assert_eq!(
+        breaker.state(),
+        State::HalfOpen,
+        "the trial lasts until its body ends"
+    );
+    drop(ok);
     assert_eq!(breaker.state(), State::Closed);
 }
 
 #[tokio::test(start_paused = true)]
 async fn http_statuses_5xx_408_429_fail_and_other_4xx_are_ignored() {
-    let layer = CircuitBreakerLayer::named("lastfm", config(3)).http();
+    let layer = CircuitBreakerLayer::named("lastfm", config(3));
     let breaker = layer.breaker().clone();
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
     for code in [404, 400, 401, 404, 410, 422] {
@@ -107,7 +118,7 @@ async fn http_statuses_5xx_408_429_fail_and_other_4xx_are_ignored() {
 
 #[tokio::test(start_paused = true)]
 async fn generic_services_fail_on_errors_only() {
-    let layer = CircuitBreakerLayer::named("generic", config(2));
+    let layer = CircuitBreakerLayer::named("generic", config(2)).classifier(OkIsSuccess);
     let breaker = layer.breaker().clone();
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
     call_with(&mut svc, &mut handle, Ok(500)).await.unwrap();
@@ -140,8 +151,9 @@ async fn half_open_admits_one_trial_and_a_dropped_trial_frees_its_slot() {
     // The caller gives up on its trial: the slot is free again, nothing was recorded.
     drop(trial);
     let _ = handle.next_request().await;
-    let ok = call_with(&mut other, &mut handle, Ok(200)).await.unwrap();
+    let ok: Guarded = call_with(&mut other, &mut handle, Ok(200)).await.unwrap();
     assert_eq!(ok.status(), 200);
+    drop(ok);
     assert_eq!(breaker.state(), State::Closed);
 }
 
@@ -188,7 +200,7 @@ async fn response_futures_name_their_layer_in_debug_output() {
     let request = http::Request::get("https://api.discogs.com/database/search")
         .body(())
         .unwrap();
-    assert!(format!("{:?}", keyed.call(request)).starts_with("KeyedResponseFuture"));
+    assert!(format!("{:?}", keyed.call(request)).starts_with("ResponseFuture"));
 }
 
 #[tokio::test(start_paused = true)]
@@ -329,7 +341,7 @@ async fn dropped_futures_never_wedge_a_half_open_breaker() {
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         Ok::<_, BoxError>(status(code))
     });
-    type Call = Pin<Box<dyn Future<Output = Result<Response, BoxError>>>>;
+    type Call = Pin<Box<dyn Future<Output = Result<Guarded, BoxError>>>>;
 
     let mut saw_all_slots_taken = 0;
     for seed in 0..300 {
@@ -342,7 +354,7 @@ async fn dropped_futures_never_wedge_a_half_open_breaker() {
             .open_backoff(1.0, Duration::from_secs(10))
             .build()
             .unwrap();
-        let layer = CircuitBreakerLayer::named("flaky", config).http();
+        let layer = CircuitBreakerLayer::named("flaky", config);
         let breaker = layer.breaker().clone();
         let mut svc = layer.layer(upstream);
         svc.ready().await.unwrap().call((0, 503)).await.unwrap();
@@ -410,7 +422,7 @@ async fn failure_rate_over_a_time_window_trips_the_layer() {
         .time_window(Duration::from_secs(10), 10)
         .build()
         .unwrap();
-    let layer = CircuitBreakerLayer::named("discogs", config).http();
+    let layer = CircuitBreakerLayer::named("discogs", config);
     let breaker = layer.breaker().clone();
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
     // Two old failures fall out of the window before the next calls.
@@ -443,7 +455,7 @@ async fn slow_calls_measured_on_tokio_time_trip_the_layer() {
         .count_window(10)
         .build()
         .unwrap();
-    let layer = CircuitBreakerLayer::named("google_ai_imagen", config).http();
+    let layer = CircuitBreakerLayer::named("google_ai_imagen", config);
     let breaker = layer.breaker().clone();
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
     for took in [Duration::from_millis(300), Duration::from_secs(5)] {
@@ -471,12 +483,12 @@ async fn fallback_answers_rejections_and_passes_everything_else() {
     use breakerbox_tower::FallbackLayer;
     use tower::Layer;
 
-    let breaker = CircuitBreakerLayer::named("spotify", config(1)).http();
+    let breaker = CircuitBreakerLayer::named("spotify", config(1));
     let fallback = FallbackLayer::new(|open: &CircuitOpen| {
         http::Response::builder()
             .status(200)
             .header("x-served-from", format!("cache ({} open)", open.breaker()))
-            .body(())
+            .body(ResponseBody::unguarded(()))
             .unwrap()
     });
     let (mock, mut handle) = mock::pair::<(), Response>();
@@ -506,7 +518,7 @@ async fn a_static_breaker_trips_rejects_and_frees_dropped_trials_like_an_owned_o
             .clock(Arc::new(breakerbox_tower::TokioClock::new()))
             .build(),
     ));
-    let layer = CircuitBreakerLayer::from_breaker(breaker).http();
+    let layer = CircuitBreakerLayer::from_static(breaker);
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
     let mut other = svc.clone();
 

@@ -11,8 +11,8 @@
 use breakerbox::RetryConfig;
 use breakerbox::backoff::Jitter;
 use breakerbox::retry::parse_retry_after;
+use breakerbox_http::retry_after;
 use breakerbox_tower::RetryWithBackoffLayer;
-use breakerbox_tower::retry::retry_after;
 use http::header::RETRY_AFTER;
 use http::{HeaderMap, HeaderValue};
 use proptest::prelude::*;
@@ -221,7 +221,7 @@ async fn exchange(case: &Case, header: HeaderValue) -> Result<(u16, Vec<Instant>
             Ok::<_, BoxError>(response.body(()).unwrap())
         }
     });
-    let service = RetryWithBackoffLayer::new(config).http().layer(upstream);
+    let service = RetryWithBackoffLayer::new(config).layer(upstream);
     let request = http::Request::get("https://api.example.com/v1/items")
         .body(String::new())
         .unwrap();

@@ -3,7 +3,9 @@
 //! once the server heals.
 
 use breakerbox::clock::ManualClock;
+use breakerbox::retry::StopReason;
 use breakerbox::{BreakerConfig, CircuitBreaker, CircuitOpen, RetryConfig, State, backoff::Jitter};
+use breakerbox_tower::classify::ResponseBody;
 use breakerbox_tower::retry::Attempts;
 use breakerbox_tower::{CircuitBreakerLayer, RetryWithBackoffLayer};
 use bytes::Bytes;
@@ -93,17 +95,18 @@ async fn the_breaker_opens_rejects_without_reaching_the_server_and_closes_after_
         .build()
         .unwrap();
     let mut stack = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry).http())
-        .layer(CircuitBreakerLayer::from_breaker(breaker.clone()).http())
+        .layer(RetryWithBackoffLayer::new(retry))
+        .layer(CircuitBreakerLayer::from_breaker(breaker.clone()))
         .timeout(Duration::from_secs(10))
         .service(client);
     let url = format!("http://{addr}/ws/2/recording");
-    let mut get = async || -> Result<http::Response<hyper::body::Incoming>, BoxError> {
-        let req = http::Request::get(&url)
-            .body(Full::new(Bytes::new()))
-            .unwrap();
-        stack.ready().await?.call(req).await
-    };
+    let mut get =
+        async || -> Result<http::Response<ResponseBody<hyper::body::Incoming>>, BoxError> {
+            let req = http::Request::get(&url)
+                .body(Full::new(Bytes::new()))
+                .unwrap();
+            stack.ready().await?.call(req).await
+        };
 
     let ok = get().await.unwrap();
     assert_eq!(ok.status(), 200);
@@ -121,7 +124,10 @@ async fn the_breaker_opens_rejects_without_reaching_the_server_and_closes_after_
     // Three attempts of one request fail: the breaker opens on the third.
     let failed = get().await.unwrap();
     assert_eq!(failed.status(), 503);
-    assert_eq!(failed.extensions().get::<Attempts>(), Some(&Attempts(3)));
+    assert_eq!(
+        failed.extensions().get::<Attempts>(),
+        Some(&Attempts::new(3, StopReason::Exhausted))
+    );
     assert_eq!(breaker.state(), State::Open);
     assert_eq!(upstream.hits(), 4);
 
@@ -162,8 +168,7 @@ async fn a_refused_connection_is_a_failure_and_is_retried() {
             .consecutive_failures(3)
             .build()
             .unwrap(),
-    )
-    .http();
+    );
     let handle = breaker.breaker().clone();
     let retry = RetryConfig::builder()
         .max_retries(1)
@@ -172,7 +177,7 @@ async fn a_refused_connection_is_a_failure_and_is_retried() {
         .build()
         .unwrap();
     let stack = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry).http())
+        .layer(RetryWithBackoffLayer::new(retry))
         .layer(breaker)
         .service(client);
     let req = http::Request::get(format!("http://{addr}/"))
@@ -200,7 +205,7 @@ async fn a_connection_closed_before_the_response_is_retried() {
         .build()
         .unwrap();
     let stack = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry).http())
+        .layer(RetryWithBackoffLayer::new(retry))
         .service(client);
     let req = http::Request::get(format!("http://{addr}/"))
         .body(Full::new(Bytes::new()))
@@ -210,6 +215,9 @@ async fn a_connection_closed_before_the_response_is_retried() {
         .await
         .expect("the second attempt answers");
     assert_eq!(response.status(), 200);
-    assert_eq!(Attempts::of(&response), 2);
+    assert_eq!(
+        response.extensions().get::<Attempts>().map(Attempts::count),
+        Some(2)
+    );
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }

@@ -107,15 +107,19 @@ fn get() -> Request {
         .unwrap()
 }
 
-async fn send<S>(svc: &mut S, req: Request) -> Result<Response, BoxError>
+async fn send<S, R>(svc: &mut S, req: Request) -> Result<R, BoxError>
 where
-    S: Service<Request, Response = Response, Error = BoxError>,
+    S: Service<Request, Response = R, Error = BoxError>,
 {
     svc.ready().await?.call(req).await
 }
 
-fn attempts(response: &Response) -> u32 {
-    Attempts::of(response)
+/// The attempts a response took: 1 unless it carries `Attempts`.
+fn attempts<B>(response: &http::Response<B>) -> u32 {
+    response
+        .extensions()
+        .get::<Attempts>()
+        .map_or(1, Attempts::count)
 }
 
 #[tokio::test(start_paused = true)]
@@ -126,9 +130,7 @@ async fn transient_statuses_are_retried_with_exponential_backoff_until_success()
         Answer::Status(429),
         Answer::Status(200),
     ]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     let response = send(&mut svc, get()).await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(attempts(&response), 4);
@@ -145,9 +147,7 @@ async fn transient_statuses_are_retried_with_exponential_backoff_until_success()
 #[tokio::test(start_paused = true)]
 async fn exhausted_retries_return_the_last_response() {
     let upstream = Upstream::new([Answer::Status(502)]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     let response = send(&mut svc, get()).await.unwrap();
     assert_eq!(response.status(), 502);
     assert_eq!(attempts(&response), 4, "1 attempt + max_retries 3");
@@ -158,9 +158,7 @@ async fn exhausted_retries_return_the_last_response() {
 async fn client_errors_are_not_retried() {
     for code in [400, 401, 404, 409] {
         let upstream = Upstream::new([Answer::Status(code)]);
-        let mut svc = RetryWithBackoffLayer::new(retry_config())
-            .http()
-            .layer(upstream.clone());
+        let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
         let response = send(&mut svc, get()).await.unwrap();
         assert_eq!((response.status().as_u16(), attempts(&response)), (code, 1));
         assert_eq!(upstream.hits(), 1);
@@ -173,9 +171,7 @@ async fn retry_after_seconds_is_waited_for_at_least() {
         Answer::StatusWithRetryAfter(503, "2".into()),
         Answer::Status(200),
     ]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
     assert_eq!(upstream.hit_times(), [Duration::from_secs(2)]);
 }
@@ -186,9 +182,7 @@ async fn retry_after_http_date_is_honoured() {
     #[allow(clippy::disallowed_methods)] // the header's own clock
     let date = httpdate::fmt_http_date(std::time::SystemTime::now() + Duration::from_secs(4));
     let upstream = Upstream::new([Answer::StatusWithRetryAfter(429, date), Answer::Status(200)]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
     let waited = upstream.hit_times()[0];
     assert!(
@@ -203,9 +197,7 @@ async fn a_malformed_retry_after_falls_back_to_backoff() {
         Answer::StatusWithRetryAfter(503, "soon-ish".into()),
         Answer::Status(200),
     ]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     assert_eq!(send(&mut svc, get()).await.unwrap().status(), 200);
     assert_eq!(upstream.hit_times(), [Duration::from_millis(100)]);
 }
@@ -213,9 +205,7 @@ async fn a_malformed_retry_after_falls_back_to_backoff() {
 #[tokio::test(start_paused = true)]
 async fn a_huge_retry_after_returns_the_response_without_sleeping() {
     let upstream = Upstream::new([Answer::StatusWithRetryAfter(503, "3600".into())]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     let started = Instant::now();
     let response = send(&mut svc, get()).await.unwrap();
     assert_eq!((response.status().as_u16(), attempts(&response)), (503, 1));
@@ -237,9 +227,7 @@ async fn an_endless_retry_after_under_an_unbounded_config_waits_without_panickin
         Answer::StatusWithRetryAfter(503, u64::MAX.to_string()),
         Answer::Status(200),
     ]);
-    let svc = RetryWithBackoffLayer::new(config)
-        .http()
-        .layer(upstream.clone());
+    let svc = RetryWithBackoffLayer::new(config).layer(upstream.clone());
     let mut call = tokio_test::task::spawn(svc.oneshot(get()));
     tokio_test::assert_pending!(call.poll(), "waiting out the Retry-After");
     tokio::time::advance(Duration::from_secs(86_400 * 365)).await;
@@ -256,16 +244,12 @@ async fn only_idempotent_requests_are_retried_unless_keyed_or_opted_in() {
     };
 
     let upstream = Upstream::new([Answer::Status(503)]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     assert_eq!(attempts(&send(&mut svc, post()).await.unwrap()), 1);
     assert_eq!(upstream.hits(), 1, "a POST is sent once");
 
     let upstream = Upstream::new([Answer::Status(503), Answer::Status(201)]);
-    let mut svc = RetryWithBackoffLayer::new(retry_config())
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
     let mut keyed = post();
     keyed
         .headers_mut()
@@ -279,15 +263,11 @@ async fn only_idempotent_requests_are_retried_unless_keyed_or_opted_in() {
         .jitter(Jitter::None)
         .build()
         .unwrap();
-    let mut svc = RetryWithBackoffLayer::new(opted_in)
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(opted_in).layer(upstream.clone());
     assert_eq!(send(&mut svc, post()).await.unwrap().status(), 201);
     for method in [http::Method::GET, http::Method::PUT, http::Method::DELETE] {
         let upstream = Upstream::new([Answer::Status(503), Answer::Status(200)]);
-        let mut svc = RetryWithBackoffLayer::new(retry_config())
-            .http()
-            .layer(upstream.clone());
+        let mut svc = RetryWithBackoffLayer::new(retry_config()).layer(upstream.clone());
         let mut req = get();
         *req.method_mut() = method.clone();
         assert_eq!(send(&mut svc, req).await.unwrap().status(), 200, "{method}");
@@ -306,13 +286,13 @@ impl Policy<Request, Response> for Uncopyable {
     fn clone_request(&self, _req: &Request) -> Option<Request> {
         None
     }
-    fn outcome(&self, result: Result<&Response, &BoxError>) -> breakerbox::retry::AttemptOutcome {
+    fn outcome(&self, result: Result<&Response, &BoxError>) -> breakerbox::AttemptOutcome {
         Policy::<Request, Response>::outcome(&Http, result)
     }
     fn retry_after(&self, res: &Response) -> Option<Duration> {
         Policy::<Request, Response>::retry_after(&Http, res)
     }
-    fn mark(&self, res: &mut Response, attempts: u32) {
+    fn mark(&self, res: &mut Response, attempts: Attempts) {
         Policy::<Request, Response>::mark(&Http, res, attempts)
     }
 }
@@ -337,9 +317,7 @@ async fn the_budget_caps_retries_across_requests() {
         .build()
         .unwrap();
     let upstream = Upstream::new([Answer::Status(503)]);
-    let mut svc = RetryWithBackoffLayer::new(config)
-        .http()
-        .layer(upstream.clone());
+    let mut svc = RetryWithBackoffLayer::new(config).layer(upstream.clone());
     let first = send(&mut svc, get()).await.unwrap();
     assert_eq!(attempts(&first), 2, "the budget's one retry");
     let second = send(&mut svc, get()).await.unwrap();
@@ -358,7 +336,7 @@ async fn timeouts_are_retried_and_max_elapsed_stops_them() {
         .unwrap();
     let upstream = Upstream::new([Answer::Hang]);
     let mut svc = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(config).http())
+        .layer(RetryWithBackoffLayer::new(config))
         .timeout(Duration::from_secs(1))
         .service(upstream.clone());
     let started = Instant::now();
@@ -374,45 +352,49 @@ async fn timeouts_are_retried_and_max_elapsed_stops_them() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn circuit_open_is_never_retried_and_every_attempt_counts_in_the_breaker() {
+async fn circuit_open_is_never_retried_and_the_caller_gets_the_last_real_answer() {
     let breaker = CircuitBreakerLayer::named(
         "spotify",
         BreakerConfig::builder()
             .consecutive_failures(3)
             .build()
             .unwrap(),
-    )
-    .http();
+    );
     let handle = breaker.breaker().clone();
     let upstream = Upstream::new([Answer::Status(503)]);
     let mut svc = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry_config()).http())
+        .layer(RetryWithBackoffLayer::new(retry_config()))
         .layer(breaker)
         .service(upstream.clone());
 
-    // Attempts 1..3 fail and open the breaker; the 4th attempt is rejected: not retried.
+    // Attempts 1..3 fail and open the breaker; the 4th attempt is rejected, not retried, and
+    // the caller gets the upstream's last answer, marked: the breaker stopped the retries.
+    let response = send(&mut svc, get()).await.unwrap();
+    assert_eq!(response.status(), 503);
+    let marked = response.extensions().get::<Attempts>().copied().unwrap();
+    assert_eq!(marked.count(), 3);
+    assert!(marked.stopped_by_open_breaker());
+    assert_eq!(upstream.hits(), 3);
+    assert_eq!(handle.state(), State::Open);
+
+    // Nothing of the next call leaves the client: now the caller gets the rejection.
+    let started = Instant::now();
     let err = send(&mut svc, get()).await.unwrap_err();
     let open = err
         .downcast_ref::<CircuitOpen>()
         .expect("the breaker's rejection");
     assert_eq!(open.breaker(), "spotify");
-    assert_eq!(upstream.hits(), 3);
-    assert_eq!(handle.state(), State::Open);
-
-    let started = Instant::now();
-    let err = send(&mut svc, get()).await.unwrap_err();
-    assert!(err.is::<CircuitOpen>());
     assert_eq!(started.elapsed(), Duration::ZERO, "fails fast");
     assert_eq!(upstream.hits(), 3, "nothing reached the upstream");
 }
 
 #[tokio::test(start_paused = true)]
 async fn composes_with_rate_limit_behind_a_buffer_and_concurrency_limit() {
-    let breaker = CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default()).http();
+    let breaker = CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default());
     let upstream = Upstream::new([Answer::Status(503), Answer::Status(200)]);
     // MusicBrainz asks for 1 request per second.
     let svc = ServiceBuilder::new()
-        .layer(RetryWithBackoffLayer::new(retry_config()).http())
+        .layer(RetryWithBackoffLayer::new(retry_config()))
         .buffer(16)
         .rate_limit(1, Duration::from_secs(1))
         .concurrency_limit(4)
@@ -447,9 +429,8 @@ async fn retries_exhaustion_and_budget_rejections_are_counted() {
         .budget(BudgetConfig::new(Duration::from_secs(1), 2, 0.0).unwrap())
         .build()
         .unwrap();
-    let layer = metrics::with_local_recorder(&recorder, || {
-        RetryWithBackoffLayer::named("lastfm", config).http()
-    });
+    let layer =
+        metrics::with_local_recorder(&recorder, || RetryWithBackoffLayer::named("lastfm", config));
     let upstream = Upstream::new([Answer::Status(503)]);
     let mut svc = layer.layer(upstream.clone());
     send(&mut svc, get()).await.unwrap(); // 2 retries, then exhausted
