@@ -2,7 +2,8 @@
 //! 127.0.0.1. Four scenarios (full outage, a capacity dip answered with 503, 30 % random
 //! errors, a capacity dip answered with a queue), each with every stack at once against its own
 //! upstream; one markdown table per scenario, the default breakerbox stack's targets, and an SVG
-//! of goodput over time per scenario in `target/storm/`.
+//! of goodput over time per scenario in `target/storm/` (with the tables in `report.md` and the
+//! counts per second in `<scenario>.csv`).
 //!
 //! `cargo bench -p breakerbox-benches --bench storm` (about 3 minutes)
 //!
@@ -69,7 +70,9 @@ fn main() {
         markdown.push('\n');
         let svg = out.join(format!("{name}.svg"));
         std::fs::write(&svg, plot::goodput_svg(&result)).expect("the SVG");
-        eprintln!("storm: wrote {}", svg.display());
+        let csv = out.join(format!("{name}.csv"));
+        std::fs::write(&csv, report::per_second_csv(&result)).expect("the CSV");
+        eprintln!("storm: wrote {} and {}", svg.display(), csv.display());
     }
     let md = out.join("report.md");
     std::fs::write(&md, markdown).expect("report.md");

@@ -16,7 +16,7 @@ const BOTTOM: f64 = 50.0;
 
 /// One colour per stack, in [`Kind::ALL`](super::stacks::Kind::ALL)'s order.
 const COLOURS: [&str; 8] = [
-    "#222222", "#e69f00", "#9467bd", "#56b4e9", "#d62728", "#009e73", "#17becf", "#8c564b",
+    "#000000", "#e69f00", "#9467bd", "#0072b2", "#d62728", "#2ca02c", "#cc79a7", "#8c564b",
 ];
 
 /// The SVG of `result`: successful requests per second (by the second they completed in), from
@@ -102,8 +102,8 @@ pub fn goodput_svg(result: &ScenarioResult) -> String {
         x(scenario.length().as_secs_f64()),
         o = y(OFFERED),
     );
-    // One line per stack, each second's value at the middle of its second; the default
-    // breakerbox stack drawn last, on top.
+    // One step line per stack (each second's value across its second), the scraper.toml
+    // profiles dashed; the default breakerbox stack drawn last, on top.
     let mut order: Vec<usize> = (0..series.len()).collect();
     order.sort_by_key(|&i| result.stacks[i].kind == Kind::BreakerboxDefault);
     for i in order {
@@ -112,23 +112,29 @@ pub fn goodput_svg(result: &ScenarioResult) -> String {
         let points: Vec<String> = values
             .iter()
             .enumerate()
-            .map(|(s, &v)| format!("{:.1},{:.1}", x(s as f64 + 0.5), y(v)))
+            .flat_map(|(s, &v)| {
+                let s = s as f64;
+                [
+                    format!("{:.1},{:.1}", x(s), y(v)),
+                    format!("{:.1},{:.1}", x(s + 1.0), y(v)),
+                ]
+            })
             .collect();
-        let width = if r.kind == Kind::BreakerboxDefault {
-            2.5
-        } else {
-            1.5
+        let style = match r.kind {
+            Kind::BreakerboxDefault => r#"stroke-width="2.5""#,
+            Kind::Scraper(_) => r#"stroke-width="1.5" stroke-dasharray="5 3""#,
+            _ => r#"stroke-width="1.5""#,
         };
         let _ = writeln!(
             svg,
-            r#"<polyline fill="none" stroke="{colour}" stroke-width="{width}" points="{}"/>"#,
+            r#"<polyline fill="none" stroke="{colour}" stroke-opacity="0.85" {style} points="{}"/>"#,
             points.join(" ")
         );
         let ly = TOP + 10.0 + i as f64 * 20.0;
         let lx = LEFT + plot_w + 14.0;
         let _ = writeln!(
             svg,
-            r#"<line x1="{lx}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="{width}"/><text x="{:.1}" y="{:.1}">{}</text>"#,
+            r#"<line x1="{lx}" x2="{:.1}" y1="{ly}" y2="{ly}" stroke="{colour}" {style}/><text x="{:.1}" y="{:.1}">{}</text>"#,
             lx + 22.0,
             lx + 28.0,
             ly + 4.0,

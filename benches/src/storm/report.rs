@@ -1,6 +1,8 @@
 //! The report: per scenario, one markdown table with every stack side by side, and the default
-//! breakerbox stack's targets checked against the bare client of the same run.
+//! breakerbox stack's targets checked against the bare client of the same run; and the counts
+//! per second as CSV.
 
+use super::SLOTS_PER_SEC;
 use super::figures::{Figures, RECOVERED};
 use super::load::DEADLINE;
 use super::run::ScenarioResult;
@@ -280,4 +282,34 @@ fn recovery(r: Option<Duration>) -> String {
         Some(d) => format!("{:.1} s", d.as_secs_f64()),
         None => "never".into(),
     }
+}
+
+/// Every stack's counts per second of the run, as CSV: what callers saw (offered by issue,
+/// the rest by completion) and what the upstream counted (by arrival; served by answer).
+pub fn per_second_csv(result: &ScenarioResult) -> String {
+    let mut out = String::from(
+        "stack,second,offered,succeeded,failed,rejected_locally,upstream_attempts,upstream_served,upstream_refused,upstream_abandoned,health_checks\n",
+    );
+    let seconds =
+        result.scenario.length().as_secs_f64().ceil() as usize + DEADLINE.as_secs() as usize;
+    for r in &result.stacks {
+        for s in 0..seconds {
+            let (a, b) = (s * SLOTS_PER_SEC, (s + 1) * SLOTS_PER_SEC);
+            let _ = writeln!(
+                out,
+                "{},{s},{},{},{},{},{},{},{},{},{}",
+                r.kind.name(),
+                r.offered.sum(a, b),
+                r.ok.sum(a, b),
+                r.failed.sum(a, b),
+                r.rejected.sum(a, b),
+                r.received.sum(a, b),
+                r.served.sum(a, b),
+                r.refused.sum(a, b),
+                r.abandoned.sum(a, b),
+                r.health_checks.sum(a, b),
+            );
+        }
+    }
+    out
 }
