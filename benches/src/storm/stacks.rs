@@ -2,7 +2,7 @@
 //!
 //! Every reqwest stack is over a `reqwest::Client` with a per-attempt timeout of
 //! [`ATTEMPT_TIMEOUT`] and no proxy; tower's is over hyper-util's client with tower's `Timeout`
-//! (see [`tower_stack`](super::tower_stack)). The breakerbox stacks all come from one function,
+//! (see [`tower_stack`]). The breakerbox stacks all come from one function,
 //! [`breakerbox_client`], given a `BoxConfig`, so that the bench measures whatever the
 //! project's defaults are when it runs.
 

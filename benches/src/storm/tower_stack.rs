@@ -28,7 +28,7 @@ pub type TowerClient = Retry<RetryPolicy, Timeout<Client<HttpConnector, Body>>>;
 const MAX_RETRIES: u32 = 3;
 
 /// The policy a user writes: retry a GET that failed (an error, the timeout included, or a 5xx)
-/// at most [`MAX_RETRIES`] times, each retry withdrawn from a budget shared by every request
+/// at most 3 times, each retry withdrawn from a budget shared by every request
 /// of the client and waited for with tower's exponential backoff. As tower's budget example
 /// does, an answer that needs no retry deposits in the budget.
 #[derive(Debug, Clone)]
