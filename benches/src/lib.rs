@@ -9,13 +9,16 @@
 //! - [`suite`]: the criterion groups shared by the `breakers` and `breakers_prometheus` benches;
 //! - [`retry`]: fixtures of the retry pass-through bench and its instruction-count twin,
 //!   `retry_instructions` (instruction counts under `valgrind --tool=callgrind` do not depend on
-//!   how busy the machine is).
+//!   how busy the machine is);
+//! - [`storm`]: the retry-storm scenario bench (`--bench storm`): every client stack against a
+//!   scripted upstream in real time on loopback.
 
 pub mod cases;
 pub mod driver;
 pub mod peers;
 pub mod proxy;
 pub mod retry;
+pub mod storm;
 pub mod suite;
 
 pub use retry::{NeverRetry, Request, Response, Upstream, call, request};
