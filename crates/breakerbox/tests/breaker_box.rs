@@ -222,3 +222,34 @@ fn the_status_table_snapshot_and_health_report_every_breaker() {
     );
     assert_eq!(serde_json::to_value(&health).unwrap()["status"], "degraded");
 }
+
+#[test]
+fn every_spelling_of_a_host_reaches_its_one_breaker() {
+    let (panel, _) = field_box();
+    let spotify = panel.named("spotify").unwrap();
+    for host in [
+        "api.spotify.com",
+        "API.Spotify.COM",
+        "api.spotify.com.",
+        "Api.Spotify.Com.",
+    ] {
+        assert!(
+            panel.breaker(&https(host, "/v1/search")).ptr_eq(&spotify),
+            "{host}"
+        );
+    }
+    spotify.force_open();
+    // A fully qualified name does not slip past the open rule breaker.
+    assert!(
+        panel
+            .try_acquire(&https("api.spotify.com.", "/v1"))
+            .is_err()
+    );
+
+    // Per-host breakers: one per host, named without the dot, with the default port implied.
+    let a = panel.breaker(&https("example.org.", "/"));
+    let b = panel.breaker(&Target::new("https", "EXAMPLE.org", 443, "/"));
+    assert!(a.ptr_eq(&b));
+    assert_eq!(a.name(), "example.org");
+    assert_eq!(panel.breaker(&https(".", "/")).name(), ".");
+}

@@ -359,3 +359,179 @@ fn host_matching_is_exact_or_suffix_and_case_insensitive() {
     assert!(path.matches_path("/v1/vision:annotate"));
     assert!(!path.matches_path("/v1/text"));
 }
+
+// === nonsense refused, each error blaming the key the user wrote ===
+
+/// The whole message of loading `text` as a box.
+fn box_error(text: &str) -> String {
+    BoxConfig::from_toml(text).unwrap_err().to_string()
+}
+
+#[test]
+fn statuses_must_be_error_statuses() {
+    for (text, field) in [
+        ("[retry]\nstatuses = [\"2xx\"]", "retry.statuses"),
+        ("[retry]\nstatuses = [503, 304]", "retry.statuses"),
+        ("[defaults]\nstatuses = [\"1xx\"]", "defaults.statuses"),
+        (
+            "[[breakers]]\nname = \"a\"\nmatch = { host = \"a.com\" }\nstatuses = [200]",
+            "breakers[0].statuses",
+        ),
+    ] {
+        let message = box_error(text);
+        assert!(message.contains(&format!("`{field}`")), "{text}: {message}");
+        assert!(message.contains("must be error statuses"), "{message}");
+    }
+    let config = BoxConfig::from_toml("[defaults]\nstatuses = [409, \"5xx\"]").unwrap();
+    assert_eq!(config.defaults().statuses().len(), 2);
+}
+
+#[test]
+fn max_breakers_has_a_stated_maximum() {
+    let message = box_error("max_breakers = 9223372036854775807");
+    assert!(message.contains("`max_breakers`"), "{message}");
+    assert!(message.contains("1 ..= 1000000"), "{message}");
+    assert_eq!(
+        BoxConfig::from_toml("max_breakers = 1000000")
+            .unwrap()
+            .max_breakers(),
+        breakerbox::config::MAX_BREAKERS
+    );
+    let err = BoxConfig::builder()
+        .max_breakers(1_000_001)
+        .build()
+        .unwrap_err();
+    assert_eq!(err.field(), "max_breakers");
+}
+
+#[test]
+fn a_rule_that_an_earlier_one_shadows_is_refused_naming_both() {
+    for (first, second) in [
+        (
+            "{ host = \"api.spotify.com\" }",
+            "{ host = \"API.spotify.com\" }",
+        ),
+        (
+            "{ host = \"*.espn.com\" }",
+            "{ host = \"site.api.espn.com\" }",
+        ),
+        ("{ host = \"*.espn.com\" }", "{ host = \"*.api.espn.com\" }"),
+        (
+            "{ host = \"generativelanguage.googleapis.com\" }",
+            "{ host = \"generativelanguage.googleapis.com\", path_prefix = \"/v1beta/models/gemini-pro-vision\" }",
+        ),
+        (
+            "{ host = \"g.com\", path_prefix = \"/v1\" }",
+            "{ host = \"g.com\", path_prefix = \"/v1/models\" }",
+        ),
+    ] {
+        let text = format!(
+            "[[breakers]]\nname = \"broad\"\nmatch = {first}\n\n[[breakers]]\nname = \"narrow\"\nmatch = {second}\n"
+        );
+        let message = box_error(&text);
+        assert!(message.contains("`breakers[1].match`"), "{message}");
+        assert!(message.contains("breakers[0] (\"broad\""), "{message}");
+        assert!(message.contains("can never match"), "{message}");
+        // The other way round, narrow first, both can match.
+        let text = format!(
+            "[[breakers]]\nname = \"narrow\"\nmatch = {second}\n\n[[breakers]]\nname = \"broad\"\nmatch = {first}\n"
+        );
+        if first != second && !first.eq_ignore_ascii_case(second) {
+            BoxConfig::from_toml(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        }
+    }
+    // Neither covers the other: both stay.
+    BoxConfig::from_toml(
+        "[[breakers]]\nname = \"a\"\nmatch = { host = \"a.com\", path_prefix = \"/v1\" }\n\n[[breakers]]\nname = \"b\"\nmatch = { host = \"a.com\", path_prefix = \"/v2\" }\n\n[[breakers]]\nname = \"c\"\nmatch = { host = \"*.a.com\" }\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_wrong_number_says_what_the_key_expects_in_words() {
+    for (text, field, expects) in [
+        (
+            "[defaults]\nconsecutive_failures = -3",
+            "consecutive_failures",
+            "a whole number from 0 to 4294967295, or false to turn the rule off",
+        ),
+        (
+            "[defaults]\nfailure_rate = \"half\"",
+            "failure_rate",
+            "a number, or false to turn the rule off",
+        ),
+        (
+            "[defaults]\nminimum_calls = -1",
+            "minimum_calls",
+            "a whole number from 0 to 4294967295",
+        ),
+        ("max_breakers = 2.5", "max_breakers", "a whole number"),
+        (
+            "[retry]\nmax_retries = \"3\"",
+            "max_retries",
+            "a whole number",
+        ),
+        ("[retry]\nmultiplier = true", "multiplier", "a number"),
+    ] {
+        let message = box_error(text);
+        assert!(message.contains(field), "{text}: {message}");
+        assert!(message.contains(expects), "{text}: {message}");
+        for internal in ["Toggle", "untagged", "u32", "usize", "f64"] {
+            assert!(!message.contains(internal), "{text}: {message}");
+        }
+    }
+}
+
+#[test]
+fn only_a_file_is_called_a_file() {
+    let text = box_error("[defaults]\nopen_jitter = 2.0");
+    assert!(text.starts_with("invalid config: "), "{text}");
+    assert!(!text.contains("config file"), "{text}");
+
+    let dir = std::env::temp_dir().join(format!("breakerbox-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("broken.toml");
+    std::fs::write(&path, "[defaults]\nopen_jitter = 2.0\n").unwrap();
+    let text = BoxConfig::from_toml_file(&path).unwrap_err().to_string();
+    assert!(
+        text.starts_with(&format!("config file {}: ", path.display())),
+        "{text}"
+    );
+    assert!(text.contains("defaults.open_jitter"), "{text}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn defaults_that_depend_on_another_key_follow_it() {
+    // A long open duration alone raises the cap it would otherwise break.
+    let config = BoxConfig::from_toml("[defaults]\nopen_duration = \"20m\"").unwrap();
+    assert_eq!(
+        config.defaults().max_open_duration(),
+        Duration::from_secs(1200)
+    );
+    // A small count window alone lowers minimum_calls to fit.
+    let config = BoxConfig::from_toml(
+        "[defaults]\nfailure_rate = 0.5\nwindow = { kind = \"count\", size = 5 }",
+    )
+    .unwrap();
+    assert_eq!(config.defaults().minimum_calls(), 5);
+    // Written out, both are the user's to keep consistent.
+    let message = box_error("[defaults]\nopen_duration = \"20m\"\nmax_open_duration = \"10m\"");
+    assert!(
+        message.contains("`defaults.max_open_duration`"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_rule_is_blamed_for_the_key_it_wrote_not_the_one_it_inherited() {
+    let message = box_error(
+        "[defaults]\nmax_open_duration = \"10m\"\n\n[[breakers]]\nname = \"imagen\"\nmatch = { host = \"g.com\" }\nopen_duration = \"20m\"\n",
+    );
+    assert!(message.contains("`breakers[0].open_duration`"), "{message}");
+    assert!(message.contains("max_open_duration"), "{message}");
+    let message = box_error(
+        "[defaults]\nminimum_calls = 10\nfailure_rate = 0.5\n\n[[breakers]]\nname = \"small\"\nmatch = { host = \"g.com\" }\nwindow = { kind = \"count\", size = 4 }\n",
+    );
+    assert!(message.contains("`breakers[0].window.size`"), "{message}");
+}

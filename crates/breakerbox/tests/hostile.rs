@@ -1079,11 +1079,22 @@ fn retry_keys() -> Vec<(&'static str, Values)> {
 fn top_keys() -> Vec<(&'static str, Values)> {
     vec![
         ("max_breakers", {
-            // A `usize`, not a `u32` like the other counts: 2^32 is a (huge) valid cap.
+            // At most 1,000,000: a cap that turns the guard off is refused.
             let mut v = values(
                 (1u32..=100_000).prop_map(|n| n.to_string()).boxed(),
-                &["4294967296", "9223372036854775807"],
-                &["0", "-1", "-5", "1e3", "1.5", "\"5\"", "true"],
+                &["1000000"],
+                &[
+                    "0",
+                    "-1",
+                    "-5",
+                    "1e3",
+                    "1.5",
+                    "\"5\"",
+                    "true",
+                    "1000001",
+                    "4294967296",
+                    "9223372036854775807",
+                ],
             );
             v.bad = prop_oneof![3 => v.bad, 1 => pick(WRONG_TYPES)].boxed();
             v
@@ -1377,6 +1388,11 @@ fn assemble(
                 }
                 names.push(name);
             }
+            // A rule after another may be one the earlier one shadows (the same hosts and
+            // paths, or fewer): refused, naming its `match`.
+            if i > 0 && has(entries, "match") {
+                doc.suspects.push(format!("{path}match"));
+            }
         }
     }
     doc.text.push_str(&tables);
@@ -1401,11 +1417,14 @@ fn assemble(
         if turned_off {
             doc.suspects.push(format!("{path}consecutive_failures"));
         }
+        // The blame of a rule between two keys lands on the key of the pair this table wrote.
         if any("minimum_calls") || any("window") {
             doc.suspects.push(format!("{path}minimum_calls"));
+            doc.suspects.push(format!("{path}window.size"));
         }
         if any("open_duration") || any("max_open_duration") {
             doc.suspects.push(format!("{path}max_open_duration"));
+            doc.suspects.push(format!("{path}open_duration"));
         }
     }
     if has(&retry, "base_delay") || has(&retry, "max_delay") {

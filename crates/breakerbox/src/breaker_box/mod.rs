@@ -53,6 +53,10 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 /// Where a request goes: the parts of its URL that pick its breaker. Borrowed, so building one
 /// per request costs nothing.
+///
+/// A box compares hosts as DNS does: `API.Spotify.com`, `api.spotify.com.` (fully qualified,
+/// with its trailing dot) and `api.spotify.com` are one host, with one breaker and the same
+/// rules; and the port is the effective one, so `https://h/` and `https://h:443/` are one target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target<'a> {
     scheme: &'a str,
@@ -186,13 +190,20 @@ impl BreakerBox {
     /// Runs `f` on the breaker guarding `target`, created on first use.
     pub fn with_breaker<R>(&self, target: &Target<'_>, f: impl FnOnce(&CircuitBreaker) -> R) -> R {
         let inner = &*self.inner;
+        // One spelling per host, as DNS resolves it: case-insensitive, and a fully qualified
+        // name's trailing dot (`api.spotify.com.`) names the same host.
+        let host = match target.host.strip_suffix('.') {
+            Some(bare) if !bare.is_empty() => bare,
+            _ => target.host,
+        };
         let lowered;
-        let host = if has_ascii_uppercase(target.host.as_bytes()) {
-            lowered = target.host.to_ascii_lowercase();
+        let host = if has_ascii_uppercase(host.as_bytes()) {
+            lowered = host.to_ascii_lowercase();
             &lowered
         } else {
-            target.host
+            host
         };
+        let target = &Target { host, ..*target };
         {
             let hosts = inner.hosts.pin();
             if let Some(routes) = hosts.get(host) {

@@ -777,7 +777,7 @@ impl Inner {
     }
 
     fn rate_rule(&self, calls: u64, failures: u64, slow: u64) -> Option<TransitionReason> {
-        if calls < u64::from(self.config.minimum_calls) {
+        if calls < u64::from(self.config.minimum_calls()) {
             return None;
         }
         let rate = |n: u64| n as f64 / calls as f64;
@@ -1025,12 +1025,11 @@ impl Inner {
 /// round trip through `f64` to the nanosecond).
 fn grow(current: Duration, config: &BreakerConfig) -> Duration {
     let grown = current.as_secs_f64() * config.open_backoff_multiplier;
-    if grown >= config.max_open_duration.as_secs_f64() {
-        config.max_open_duration
+    let max = config.max_open_duration();
+    if grown >= max.as_secs_f64() {
+        max
     } else {
-        Duration::from_secs_f64(grown)
-            .max(current)
-            .min(config.max_open_duration)
+        Duration::from_secs_f64(grown).max(current).min(max)
     }
 }
 

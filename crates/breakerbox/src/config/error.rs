@@ -1,5 +1,6 @@
 //! Configuration errors.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// A configuration value that breakerbox refuses, naming the field and the value.
@@ -19,19 +20,19 @@ use std::fmt;
 pub struct InvalidConfig {
     field: String,
     value: String,
-    reason: &'static str,
+    reason: Cow<'static, str>,
 }
 
 impl InvalidConfig {
     pub(crate) fn new(
         field: impl Into<String>,
         value: impl fmt::Display,
-        reason: &'static str,
+        reason: impl Into<Cow<'static, str>>,
     ) -> Self {
         Self {
             field: field.into(),
             value: value.to_string(),
-            reason,
+            reason: reason.into(),
         }
     }
 
@@ -54,7 +55,7 @@ impl InvalidConfig {
 
     /// What the value must be instead.
     pub fn reason(&self) -> &str {
-        self.reason
+        &self.reason
     }
 }
 
@@ -70,9 +71,21 @@ impl fmt::Display for InvalidConfig {
 
 impl std::error::Error for InvalidConfig {}
 
-/// Loading a config file failed: it could not be read, or it is not valid TOML of the expected
-/// shape (unknown keys, wrong types), or a value in it is invalid. The message names the key and
-/// its line; for an invalid value it carries the [`InvalidConfig`] text.
+/// Loading a TOML config failed: a file could not be read, or the text is not valid TOML of the
+/// expected shape (unknown keys, wrong types), or a value in it is invalid. The message names
+/// the key and its line; for an invalid value it carries the [`InvalidConfig`] text.
+///
+/// ```
+/// use breakerbox::BoxConfig;
+///
+/// let err = BoxConfig::from_toml("[defaults]\nconsecutive_failures = -3").unwrap_err();
+/// let text = err.to_string();
+/// assert!(text.starts_with("invalid config: "), "{text}");
+/// assert!(text.contains("consecutive_failures"), "{text}");
+///
+/// let err = BoxConfig::from_toml_file("no/such/profile.toml").unwrap_err();
+/// assert!(err.to_string().starts_with("cannot read config file no/such/profile.toml"));
+/// ```
 #[cfg(feature = "toml")]
 #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +100,16 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
+    /// The file is not a valid config.
+    #[error("config file {}: {source}", path.display())]
+    File {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, and where.
+        #[source]
+        source: toml::de::Error,
+    },
     /// The text is not a valid config.
-    #[error("config file: {0}")]
+    #[error("invalid config: {0}")]
     Parse(#[from] toml::de::Error),
 }

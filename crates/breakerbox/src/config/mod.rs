@@ -7,17 +7,25 @@
 
 pub(crate) mod duration;
 mod error;
+pub(crate) mod number;
 mod registry;
 
 #[cfg(feature = "toml")]
 pub use error::ConfigError;
 pub use error::InvalidConfig;
-pub use registry::{BoxConfig, BoxConfigBuilder, BreakerRule, Match, OVERFLOW_BREAKER, Overflow};
+pub use registry::{
+    BoxConfig, BoxConfigBuilder, BreakerRule, MAX_BREAKERS, Match, OVERFLOW_BREAKER, Overflow,
+};
 
 use crate::circuit_breaker::{AttemptOutcome, Outcome};
 use crate::status::{StatusPattern, Statuses};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// `minimum_calls` when not set (capped at a count window's size).
+const DEFAULT_MINIMUM_CALLS: u32 = 10;
+/// `max_open_duration` when not set (raised to `open_duration` when that is longer).
+const DEFAULT_MAX_OPEN_DURATION: Duration = Duration::from_secs(600);
 
 /// The largest count-based window (outcomes are packed in 21-bit counters).
 pub const MAX_WINDOW_SIZE: u32 = (1 << 20) - 1;
@@ -36,6 +44,7 @@ pub enum WindowConfig {
     /// The last `size` recorded outcomes.
     Count {
         /// How many outcomes the window holds (1 ..= 1,048,575).
+        #[serde(with = "number::plain")]
         size: u32,
     },
     /// The outcomes of the last `duration`, kept in `buckets` equal slices of time: an outcome
@@ -45,6 +54,7 @@ pub enum WindowConfig {
         #[serde(with = "duration")]
         duration: Duration,
         /// How many slices the window is kept in (1 ..= 256); more is smoother.
+        #[serde(with = "number::plain")]
         buckets: u32,
     },
 }
@@ -66,11 +76,11 @@ impl Default for WindowConfig {
 /// | `failure_rate` | off | trip when failures / calls in the window reach this (0, 1] |
 /// | `slow_call_rate` | off | trip when slow calls / calls in the window reach this (0, 1] |
 /// | `slow_call_duration` | `"60s"` | a call at least this long is slow |
-/// | `minimum_calls` | 10 | the rate rules wait for this many calls in the window |
+/// | `minimum_calls` | 10 (at most the count window's size) | the rate rules wait for this many calls in the window |
 /// | `window` | count of 100 | see [`WindowConfig`] |
 /// | `open_duration` | `"60s"` | how long the first trip stays open |
 /// | `open_backoff_multiplier` | 2.0 | each re-trip from HalfOpen multiplies the open duration |
-/// | `max_open_duration` | `"10m"` | the cap of that growth |
+/// | `max_open_duration` | `"10m"` (at least `open_duration`) | the cap of that growth |
 /// | `open_jitter` | 0.0 | shortens each open duration by up to this fraction, at random |
 /// | `half_open_max_calls` | 1 | trial calls admitted at once in HalfOpen |
 /// | `success_threshold` | 1 | successful trials that close the breaker |
@@ -92,27 +102,35 @@ impl Default for WindowConfig {
 /// assert_eq!(spotify.consecutive_failures(), Some(10));
 /// # Ok::<(), breakerbox::InvalidConfig>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct BreakerConfig {
-    #[serde(with = "toggle")]
+    #[serde(with = "number::toggle")]
     pub(crate) consecutive_failures: Option<u32>,
-    #[serde(with = "toggle")]
+    #[serde(with = "number::toggle")]
     pub(crate) failure_rate: Option<f64>,
-    #[serde(with = "toggle")]
+    #[serde(with = "number::toggle")]
     pub(crate) slow_call_rate: Option<f64>,
     #[serde(with = "duration")]
     pub(crate) slow_call_duration: Duration,
-    pub(crate) minimum_calls: u32,
+    #[serde(
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) minimum_calls: Option<u32>,
     #[serde(deserialize_with = "table::deserialize")]
     pub(crate) window: WindowConfig,
     #[serde(with = "duration")]
     pub(crate) open_duration: Duration,
+    #[serde(with = "number::plain")]
     pub(crate) open_backoff_multiplier: f64,
-    #[serde(with = "duration")]
-    pub(crate) max_open_duration: Duration,
+    #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
+    pub(crate) max_open_duration: Option<Duration>,
+    #[serde(with = "number::plain")]
     pub(crate) open_jitter: f64,
+    #[serde(with = "number::plain")]
     pub(crate) half_open_max_calls: u32,
+    #[serde(with = "number::plain")]
     pub(crate) success_threshold: u32,
     #[serde(with = "duration::option", skip_serializing_if = "Option::is_none")]
     pub(crate) probe_interval: Option<Duration>,
@@ -130,11 +148,11 @@ impl Default for BreakerConfig {
             failure_rate: None,
             slow_call_rate: None,
             slow_call_duration: Duration::from_secs(60),
-            minimum_calls: 10,
+            minimum_calls: None,
             window: WindowConfig::default(),
             open_duration: Duration::from_secs(60),
             open_backoff_multiplier: 2.0,
-            max_open_duration: Duration::from_secs(600),
+            max_open_duration: None,
             open_jitter: 0.0,
             half_open_max_calls: 1,
             success_threshold: 1,
@@ -147,6 +165,29 @@ impl Default for BreakerConfig {
 }
 
 // === impl BreakerConfig ===
+
+/// Two configs are equal when they behave the same: a key left to its default equals the value
+/// the default works out to (`max_open_duration`, `minimum_calls`).
+impl PartialEq for BreakerConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.consecutive_failures == other.consecutive_failures
+            && self.failure_rate == other.failure_rate
+            && self.slow_call_rate == other.slow_call_rate
+            && self.slow_call_duration == other.slow_call_duration
+            && self.minimum_calls() == other.minimum_calls()
+            && self.window == other.window
+            && self.open_duration == other.open_duration
+            && self.open_backoff_multiplier == other.open_backoff_multiplier
+            && self.max_open_duration() == other.max_open_duration()
+            && self.open_jitter == other.open_jitter
+            && self.half_open_max_calls == other.half_open_max_calls
+            && self.success_threshold == other.success_threshold
+            && self.probe_interval == other.probe_interval
+            && self.probe_timeout() == other.probe_timeout()
+            && self.max_half_open_wait == other.max_half_open_wait
+            && self.statuses == other.statuses
+    }
+}
 
 // Every `BreakerConfig` value is valid: the builder checks, and so does deserialization (the
 // derive above generates unchecked inherent functions that these impls wrap).
@@ -198,7 +239,10 @@ impl BreakerConfig {
     }
     /// Calls the window must hold before a rate rule may fire.
     pub fn minimum_calls(&self) -> u32 {
-        self.minimum_calls
+        self.minimum_calls.unwrap_or(match self.window {
+            WindowConfig::Count { size } => DEFAULT_MINIMUM_CALLS.min(size),
+            WindowConfig::Time { .. } => DEFAULT_MINIMUM_CALLS,
+        })
     }
     /// The sliding window of the rate rules.
     pub fn window(&self) -> WindowConfig {
@@ -215,6 +259,7 @@ impl BreakerConfig {
     /// The cap of the open duration.
     pub fn max_open_duration(&self) -> Duration {
         self.max_open_duration
+            .unwrap_or(DEFAULT_MAX_OPEN_DURATION.max(self.open_duration))
     }
     /// The fraction by which each open duration may be shortened at random.
     pub fn open_jitter(&self) -> f64 {
@@ -329,12 +374,8 @@ impl BreakerConfig {
                 "must be longer than zero",
             ));
         }
-        if self.minimum_calls == 0 {
-            return Err(InvalidConfig::new(
-                "minimum_calls",
-                self.minimum_calls,
-                "must be at least 1",
-            ));
+        if self.minimum_calls == Some(0) {
+            return Err(InvalidConfig::new("minimum_calls", 0, "must be at least 1"));
         }
         match self.window {
             WindowConfig::Count { size } => {
@@ -345,10 +386,10 @@ impl BreakerConfig {
                         "must be in 1 ..= 1048575",
                     ));
                 }
-                if self.needs_window() && self.minimum_calls > size {
+                if self.needs_window() && self.minimum_calls() > size {
                     return Err(InvalidConfig::new(
                         "minimum_calls",
-                        self.minimum_calls,
+                        self.minimum_calls(),
                         "must not exceed window.size, or the rate rules could never fire",
                     ));
                 }
@@ -385,10 +426,10 @@ impl BreakerConfig {
                 "must be a finite number >= 1",
             ));
         }
-        if self.max_open_duration < self.open_duration {
+        if self.max_open_duration() < self.open_duration {
             return Err(InvalidConfig::new(
                 "max_open_duration",
-                fmt_duration(self.max_open_duration),
+                fmt_duration(self.max_open_duration()),
                 "must not be shorter than open_duration",
             ));
         }
@@ -474,7 +515,7 @@ impl BreakerConfigBuilder {
     }
     /// The rate rules wait for `n` calls in the window.
     pub fn minimum_calls(mut self, n: u32) -> Self {
-        self.config.minimum_calls = n;
+        self.config.minimum_calls = Some(n);
         self
     }
     /// Evaluate the rate rules over the last `size` outcomes.
@@ -495,7 +536,7 @@ impl BreakerConfigBuilder {
     /// Multiply the open duration by `multiplier` on each re-trip, up to `max`.
     pub fn open_backoff(mut self, multiplier: f64, max: Duration) -> Self {
         self.config.open_backoff_multiplier = multiplier;
-        self.config.max_open_duration = max;
+        self.config.max_open_duration = Some(max);
         self
     }
     /// Shorten each open duration by up to `fraction` of it, at random, so a fleet does not
@@ -618,41 +659,5 @@ impl<'de> table::FromTable<'de> for BreakerConfig {
 impl<'de> table::FromTable<'de> for WindowConfig {
     fn from_table<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         <WindowConfig as Deserialize>::deserialize(d)
-    }
-}
-
-/// Optional rules in TOML: a value sets the rule, `false` turns it off (TOML has no null).
-pub(crate) mod toggle {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
-
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Toggle<T> {
-        Off(bool),
-        On(T),
-    }
-
-    pub(crate) fn serialize<T: Serialize, S: Serializer>(
-        v: &Option<T>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => v.serialize(s),
-            None => s.serialize_bool(false),
-        }
-    }
-
-    pub(crate) fn deserialize<'de, T, D>(d: D) -> Result<Option<T>, D::Error>
-    where
-        T: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        match Toggle::<T>::deserialize(d)? {
-            Toggle::On(v) => Ok(Some(v)),
-            Toggle::Off(false) => Ok(None),
-            Toggle::Off(true) => Err(de::Error::custom(
-                "`true` is not a threshold: give a number, or `false` to turn the rule off",
-            )),
-        }
     }
 }

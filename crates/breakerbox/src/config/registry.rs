@@ -1,12 +1,15 @@
 //! The breaker box's config: defaults, one rule per named breaker, the cap.
 
-use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, table, toggle};
+use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, number, table};
 use crate::status::Statuses;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// The name of the breaker that requests share past [`BoxConfig::max_breakers`].
 pub const OVERFLOW_BREAKER: &str = "overflow";
+
+/// The largest `max_breakers` accepted.
+pub const MAX_BREAKERS: usize = 1_000_000;
 
 /// What a [`BreakerBox`](crate::BreakerBox) does with a new target once it holds
 /// `max_breakers` per-target breakers.
@@ -73,11 +76,38 @@ impl Match {
         }
     }
 
+    /// Whether every request this match selects is selected by `self` too (so a rule with
+    /// `other` after a rule with `self` could never match).
+    fn covers(&self, other: &Match) -> bool {
+        let hosts = match (self.host.strip_prefix("*."), other.host.strip_prefix("*.")) {
+            (None, None) => self.host.eq_ignore_ascii_case(&other.host),
+            (None, Some(_)) => false,
+            (Some(_), None) => self.matches_host(&other.host),
+            (Some(suffix), Some(theirs)) => {
+                theirs.eq_ignore_ascii_case(suffix) || self.matches_host(theirs)
+            }
+        };
+        hosts
+            && match (&self.path_prefix, &other.path_prefix) {
+                (None, _) => true,
+                (Some(_), None) => false,
+                (Some(mine), Some(theirs)) => theirs.starts_with(mine.as_str()),
+            }
+    }
+
     /// Whether `path` falls under this rule's path prefix (always, if it has none).
     pub fn matches_path(&self, path: &str) -> bool {
         self.path_prefix
             .as_deref()
             .is_none_or(|prefix| path.starts_with(prefix))
+    }
+
+    /// The match as it is written in TOML.
+    fn describe(&self) -> String {
+        match &self.path_prefix {
+            Some(prefix) => format!("{{ host = {:?}, path_prefix = {prefix:?} }}", self.host),
+            None => format!("{{ host = {:?} }}", self.host),
+        }
     }
 
     fn validate(&self) -> Result<(), InvalidConfig> {
@@ -126,19 +156,19 @@ pub struct BreakerRule {
     health_url: Option<String>,
     #[serde(
         default,
-        with = "override_toggle",
+        with = "number::toggle::option",
         skip_serializing_if = "Option::is_none"
     )]
     consecutive_failures: Option<Option<u32>>,
     #[serde(
         default,
-        with = "override_toggle",
+        with = "number::toggle::option",
         skip_serializing_if = "Option::is_none"
     )]
     failure_rate: Option<Option<f64>>,
     #[serde(
         default,
-        with = "override_toggle",
+        with = "number::toggle::option",
         skip_serializing_if = "Option::is_none"
     )]
     slow_call_rate: Option<Option<f64>>,
@@ -148,7 +178,11 @@ pub struct BreakerRule {
         skip_serializing_if = "Option::is_none"
     )]
     slow_call_duration: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     minimum_calls: Option<u32>,
     #[serde(
         default,
@@ -162,7 +196,11 @@ pub struct BreakerRule {
         skip_serializing_if = "Option::is_none"
     )]
     open_duration: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     open_backoff_multiplier: Option<f64>,
     #[serde(
         default,
@@ -170,11 +208,23 @@ pub struct BreakerRule {
         skip_serializing_if = "Option::is_none"
     )]
     max_open_duration: Option<Duration>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     open_jitter: Option<f64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     half_open_max_calls: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "number::plain::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     success_threshold: Option<u32>,
     #[serde(
         default,
@@ -235,11 +285,11 @@ impl BreakerRule {
             failure_rate: Some(c.failure_rate),
             slow_call_rate: Some(c.slow_call_rate),
             slow_call_duration: Some(c.slow_call_duration),
-            minimum_calls: Some(c.minimum_calls),
+            minimum_calls: Some(c.minimum_calls()),
             window: Some(c.window),
             open_duration: Some(c.open_duration),
             open_backoff_multiplier: Some(c.open_backoff_multiplier),
-            max_open_duration: Some(c.max_open_duration),
+            max_open_duration: Some(c.max_open_duration()),
             open_jitter: Some(c.open_jitter),
             half_open_max_calls: Some(c.half_open_max_calls),
             success_threshold: Some(c.success_threshold),
@@ -272,11 +322,47 @@ impl BreakerRule {
         self.health_url.as_deref()
     }
 
-    /// This rule's config: the defaults with this rule's overrides applied, validated.
+    /// This rule's config: the defaults with this rule's overrides applied, validated. A rule
+    /// that breaks a rule between two keys (`open_duration` past an inherited
+    /// `max_open_duration`, a `window` smaller than an inherited `minimum_calls`) is told about
+    /// the key it wrote.
     pub fn resolve(&self, defaults: &BreakerConfig) -> Result<BreakerConfig, InvalidConfig> {
         let config = self.merged(defaults);
-        config.validate()?;
+        config.validate().map_err(|e| self.blame(e, &config))?;
         Ok(config)
+    }
+
+    /// Moves the blame of a cross-key error onto the key of the pair this rule wrote, when it
+    /// wrote only the other one.
+    fn blame(&self, e: InvalidConfig, config: &BreakerConfig) -> InvalidConfig {
+        match e.field() {
+            "max_open_duration"
+                if self.max_open_duration.is_none() && self.open_duration.is_some() =>
+            {
+                InvalidConfig::new(
+                    "open_duration",
+                    super::fmt_duration(config.open_duration()),
+                    format!(
+                        "must not be longer than max_open_duration, {} as the defaults set it",
+                        super::fmt_duration(config.max_open_duration())
+                    ),
+                )
+            }
+            "minimum_calls" if self.minimum_calls.is_none() && self.window.is_some() => {
+                InvalidConfig::new(
+                    "window.size",
+                    match config.window() {
+                        WindowConfig::Count { size } => size,
+                        WindowConfig::Time { .. } => 0,
+                    },
+                    format!(
+                        "must hold at least minimum_calls, {} as the defaults set it",
+                        config.minimum_calls()
+                    ),
+                )
+            }
+            _ => e,
+        }
     }
 
     /// The merge alone, for a box whose config was validated as a whole.
@@ -291,14 +377,18 @@ impl BreakerRule {
         set(&mut c.failure_rate, &self.failure_rate);
         set(&mut c.slow_call_rate, &self.slow_call_rate);
         set(&mut c.slow_call_duration, &self.slow_call_duration);
-        set(&mut c.minimum_calls, &self.minimum_calls);
+        if self.minimum_calls.is_some() {
+            c.minimum_calls = self.minimum_calls;
+        }
         set(&mut c.window, &self.window);
         set(&mut c.open_duration, &self.open_duration);
         set(
             &mut c.open_backoff_multiplier,
             &self.open_backoff_multiplier,
         );
-        set(&mut c.max_open_duration, &self.max_open_duration);
+        if self.max_open_duration.is_some() {
+            c.max_open_duration = self.max_open_duration;
+        }
         set(&mut c.open_jitter, &self.open_jitter);
         set(&mut c.half_open_max_calls, &self.half_open_max_calls);
         set(&mut c.success_threshold, &self.success_threshold);
@@ -311,29 +401,6 @@ impl BreakerRule {
             c.probe_timeout = self.probe_timeout;
         }
         c
-    }
-}
-
-/// `Option<Option<T>>` in TOML: absent inherits, `false` turns off, a value sets.
-mod override_toggle {
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-    pub(super) fn serialize<T: Serialize, S: Serializer>(
-        v: &Option<Option<T>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(inner) => super::toggle::serialize(inner, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(super) fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        T: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        super::toggle::deserialize(d).map(Some)
     }
 }
 
@@ -356,6 +423,7 @@ mod override_toggle {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct BoxConfig {
+    #[serde(with = "number::plain")]
     pub(crate) max_breakers: usize,
     pub(crate) overflow: Overflow,
     // Checked with the rest of the box, so an error names `defaults.<field>`.
@@ -451,7 +519,10 @@ impl BoxConfig {
             path: path.to_owned(),
             source,
         })?;
-        Self::from_toml(&text)
+        toml::from_str(&text).map_err(|source| super::ConfigError::File {
+            path: path.to_owned(),
+            source,
+        })
     }
 
     /// The config of breakers that no rule names.
@@ -483,11 +554,11 @@ impl BoxConfig {
 
     /// Checks the defaults, every rule (as merged onto the defaults) and the cap.
     fn validate(&self) -> Result<(), InvalidConfig> {
-        if self.max_breakers == 0 {
+        if !(1..=MAX_BREAKERS).contains(&self.max_breakers) {
             return Err(InvalidConfig::new(
                 "max_breakers",
                 self.max_breakers,
-                "must be at least 1",
+                "must be in 1 ..= 1000000: the cap bounds memory (about 1 KiB a breaker) and metric labels",
             ));
         }
         self.defaults.validate().map_err(|e| e.within("defaults"))?;
@@ -513,6 +584,23 @@ impl BoxConfig {
                 .within(&table));
             }
             rule.matcher.validate().map_err(|e| e.within(&table))?;
+            if let Some((j, earlier)) = self.breakers[..i]
+                .iter()
+                .enumerate()
+                .find(|(_, earlier)| earlier.matcher.covers(&rule.matcher))
+            {
+                return Err(InvalidConfig::new(
+                    "match",
+                    rule.matcher.describe(),
+                    format!(
+                        "can never match: breakers[{j}] ({:?}, {}) comes first and takes every \
+                         request it would; put the narrower rule first",
+                        earlier.name,
+                        earlier.matcher.describe()
+                    ),
+                )
+                .within(&table));
+            }
             let config = rule.resolve(&self.defaults).map_err(|e| e.within(&table))?;
             if let Some(url) = &rule.health_url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {

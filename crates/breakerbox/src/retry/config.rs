@@ -68,9 +68,11 @@ pub fn is_idempotent_method(method: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct RetryConfig {
+    #[serde(with = "crate::config::number::plain")]
     max_retries: u32,
     #[serde(with = "crate::config::duration")]
     base_delay: Duration,
+    #[serde(with = "crate::config::number::plain")]
     multiplier: f64,
     #[serde(with = "crate::config::duration")]
     max_delay: Duration,
@@ -447,7 +449,9 @@ impl RetryConfigBuilder {
 pub struct BudgetConfig {
     #[serde(with = "crate::config::duration")]
     ttl: Duration,
+    #[serde(with = "crate::config::number::plain")]
     min_per_sec: u32,
+    #[serde(with = "crate::config::number::plain")]
     retry_ratio: f64,
 }
 
