@@ -25,7 +25,21 @@
 //! it completes (cancelled) records nothing.
 //!
 //! A service that answers something other than `http::Response` does not compile with the
-//! default classifier: choose one.
+//! default classifier (the error says: ``HttpStatus` cannot classify a service's `String``,
+//! and what to write instead); choose one:
+//!
+//! ```compile_fail
+//! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer};
+//! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # async fn run() -> Result<(), BoxError> {
+//! let mut artists = ServiceBuilder::new()
+//!     .layer(CircuitBreakerLayer::named("artists", BreakerConfig::default()))
+//!     .service(service_fn(|id: u32| async move { Ok::<String, BoxError>(format!("artist {id}")) }));
+//! artists.ready().await?.call(7).await?; // does not compile: not an HTTP service
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! ```
 //! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, CircuitOpen, classify::OkIsSuccess};

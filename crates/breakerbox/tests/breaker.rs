@@ -760,3 +760,128 @@ fn clones_share_one_breaker() {
     assert_eq!(b.state(), State::Open);
     assert!(b.ptr_eq(&other));
 }
+
+// === HalfOpen cannot be held forever; a panic is a failure; a hung probe expires ===
+
+/// One failure opens for 10 s; two trial slots, three successes to close; trials may hold
+/// HalfOpen for 30 s.
+fn bounded_half_open() -> BreakerConfig {
+    BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(10 * SEC)
+        .open_backoff(2.0, 600 * SEC)
+        .half_open_max_calls(2)
+        .success_threshold(3)
+        .max_half_open_wait(30 * SEC)
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn trials_that_never_end_cannot_hold_half_open_past_its_wait() {
+    let (b, clock) = breaker(bounded_half_open());
+    let seen = events(&b);
+    call(&b, Outcome::Failure);
+    clock.advance(10 * SEC);
+    // Two trials that never report (a leaked permit, a body streamed for an hour).
+    let stuck = [b.try_acquire().unwrap(), b.try_acquire().unwrap()];
+    clock.advance(30 * SEC - Duration::from_nanos(1));
+    let open = b.try_acquire().unwrap_err();
+    assert_eq!(open.state(), State::HalfOpen, "the wait is not over yet");
+    clock.advance(Duration::from_nanos(1));
+    // Past it, the next call makes the breaker decide without them: none succeeded, so Open
+    // again, for twice as long, like a failed trial.
+    let open = b.try_acquire().unwrap_err();
+    assert_eq!(
+        (open.state(), open.retry_after()),
+        (State::Open, Some(20 * SEC))
+    );
+    let reason = seen.lock().unwrap().last().unwrap().reason;
+    assert_eq!(
+        reason,
+        TransitionReason::HalfOpenWaitElapsed { successes: 0 }
+    );
+    // The stuck trials' late outcomes belong to the old HalfOpen: ignored.
+    for permit in stuck {
+        permit.record(Outcome::Success);
+    }
+    assert_eq!(b.state(), State::Open);
+    assert_eq!(b.snapshot().half_open_successes, 0);
+}
+
+#[test]
+fn past_its_wait_half_open_closes_if_a_trial_had_succeeded() {
+    let (b, clock) = breaker(bounded_half_open());
+    call(&b, Outcome::Failure);
+    clock.advance(10 * SEC);
+    b.try_acquire().unwrap().record(Outcome::Success);
+    let _stuck = [b.try_acquire().unwrap(), b.try_acquire().unwrap()];
+    clock.advance(30 * SEC);
+    let permit = b.try_acquire().expect("Closed again: admitted");
+    assert_eq!(b.state(), State::Closed);
+    permit.record(Outcome::Success);
+}
+
+#[test]
+fn a_panic_while_a_permit_is_held_counts_as_a_failure() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(2)
+        .build()
+        .unwrap();
+    let (b, _clock) = breaker(config);
+    for _ in 0..2 {
+        let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _permit = b.try_acquire().unwrap();
+            panic!("the call panicked");
+        }));
+        assert!(caught.is_err());
+    }
+    assert_eq!(b.state(), State::Open);
+    // A permit dropped without panicking (a cancelled call) still counts as nothing.
+    b.reset();
+    drop(b.try_acquire().unwrap());
+    drop(b.try_acquire().unwrap());
+    assert_eq!(b.snapshot().consecutive_failures, 0);
+}
+
+#[test]
+fn a_probe_that_never_reports_expires_after_its_timeout() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(1)
+        .open_duration(300 * SEC)
+        .probe_interval(5 * SEC)
+        .probe_timeout(8 * SEC)
+        .build()
+        .unwrap();
+    let (b, clock) = breaker(config);
+    call(&b, Outcome::Failure);
+    clock.advance(5 * SEC);
+    let hung = b.probe_due().expect("due after one interval");
+    assert_eq!(hung.timeout(), 8 * SEC);
+    // While it runs and has time left, no other probe is claimed, even once the next is due.
+    clock.advance(5 * SEC);
+    assert!(
+        b.probe_due().is_none(),
+        "10 s: the first probe still has time"
+    );
+    // Past its timeout it no longer blocks: the next probe is claimed (at 13 s).
+    clock.advance(3 * SEC);
+    let next = b.probe_due().expect("the hung probe expired");
+    // The hung probe's late failure must not free the new probe's claim: at 18 s the next
+    // probe would be due, but the one claimed at 13 s still runs.
+    hung.failed();
+    clock.advance(5 * SEC);
+    assert!(b.probe_due().is_none(), "the new probe still runs");
+    next.succeeded();
+    assert_eq!(b.state(), State::HalfOpen);
+}
+
+#[test]
+fn probe_timeout_defaults_to_the_probe_interval() {
+    let config = BreakerConfig::builder()
+        .probe_interval(15 * SEC)
+        .build()
+        .unwrap();
+    assert_eq!(config.probe_timeout(), Some(15 * SEC));
+    assert_eq!(BreakerConfig::default().probe_timeout(), None);
+}

@@ -27,7 +27,21 @@
 //!   what happened.
 //!
 //! Any other service takes a policy of its own: [`CloneRequest`] (any `Clone` request, `Ok` a
-//! success) or a [`Policy`]. A request type the default policy cannot retry does not compile.
+//! success) or a [`Policy`]. A request type the default policy cannot retry does not compile
+//! (the error names the policy, the request and what to write instead):
+//!
+//! ```compile_fail
+//! use breakerbox_tower::{RetryConfig, RetryWithBackoffLayer};
+//! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # async fn run() -> Result<(), BoxError> {
+//! let mut lookup = ServiceBuilder::new()
+//!     .layer(RetryWithBackoffLayer::new(RetryConfig::default()))
+//!     .service(service_fn(|id: u32| async move { Ok::<u32, BoxError>(id) }));
+//! lookup.ready().await?.call(7).await?; // does not compile: not an HTTP request
+//! # Ok(())
+//! # }
+//! ```
 //!
 //! A call whose first attempt settles it (a success, a client error) costs no retry
 //! bookkeeping and no clock read; the retry state and `max_elapsed` start at the first

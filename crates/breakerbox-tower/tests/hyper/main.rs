@@ -221,3 +221,65 @@ async fn a_connection_closed_before_the_response_is_retried() {
     );
     assert_eq!(connections.load(Ordering::SeqCst), 2);
 }
+
+/// The obvious lines, as a newcomer writes them, over hyper-util's client against a loopback
+/// server answering 503: the breaker opens on the default rule (5 failures in a row) with no
+/// classifier named, and the retry layer retries a GET but sends a POST once.
+#[tokio::test]
+async fn the_obvious_lines_are_right_for_http() {
+    let upstream = Upstream::default();
+    upstream.failing.store(true, Ordering::SeqCst);
+    let addr = upstream.start().await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
+
+    let layer = CircuitBreakerLayer::new(BreakerConfig::default());
+    let breaker = layer.breaker().clone();
+    let mut svc = ServiceBuilder::new().layer(layer).service(client.clone());
+    let url = format!("http://{addr}/v1/scoreboard");
+    let mut answered = 0;
+    let rejection = loop {
+        let req = http::Request::get(&url)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        match svc.ready().await.unwrap().call(req).await {
+            Ok(response) => {
+                assert_eq!(response.status(), 503);
+                answered += 1;
+            }
+            Err(err) => break err,
+        }
+        assert!(answered <= 5, "the breaker never opened");
+    };
+    assert!(rejection.is::<CircuitOpen>(), "{rejection}");
+    assert_eq!((answered, upstream.hits()), (5, 5));
+    assert_eq!(breaker.state(), State::Open);
+
+    let retry = RetryConfig::builder()
+        .base_delay(Duration::from_millis(1))
+        .jitter(Jitter::None)
+        .build()
+        .unwrap();
+    let mut retrying = ServiceBuilder::new()
+        .layer(RetryWithBackoffLayer::new(retry))
+        .service(client);
+    let post = http::Request::post(&url)
+        .body(Full::new(Bytes::from_static(b"{\"rating\":5}")))
+        .unwrap();
+    let response = retrying.ready().await.unwrap().call(post).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        upstream.hits(),
+        6,
+        "a POST without an Idempotency-Key is sent once"
+    );
+    let get = http::Request::get(&url)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = retrying.ready().await.unwrap().call(get).await.unwrap();
+    assert_eq!(response.status(), 503);
+    assert_eq!(
+        upstream.hits(),
+        10,
+        "a GET is sent once and retried 3 times"
+    );
+}
