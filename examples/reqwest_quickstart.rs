@@ -43,7 +43,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let musicbrainz = upstream(503).await?;
 
     // One client, a breaker per upstream, each with the field's own thresholds; retries first.
-    let config = BoxConfig::from_toml_file(concat!(env!("CARGO_MANIFEST_DIR"), "/scraper.toml"))?;
+    let config = BoxConfig::from_toml(include_str!("scraper.toml"))?;
     let retry = RetryMiddleware::named("scraper", config.retry().cloned().unwrap_or_default());
     let breakers = CircuitBreakerMiddleware::new(config);
     let panel = breakers.breakers().clone();

@@ -14,9 +14,9 @@
 //! use breakerbox_examples::demo::{Demo, Settings};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = BoxConfig::from_toml_file("examples/scraper.toml")?;
+//! let config = BoxConfig::from_toml(breakerbox_examples::PROFILES)?;
 //! let demo = Demo::start(Settings::new(config)).await?;
-//! print!("{}", demo.banner("examples/scraper.toml"));
+//! print!("{}", demo.banner("the built-in profiles"));
 //! let ctrl_c = async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! };
@@ -39,3 +39,13 @@ pub mod summary;
 pub mod table;
 pub mod timeline;
 pub mod upstreams;
+
+/// The field's profiles (`examples/scraper.toml`), built into the demo so that it runs from any
+/// directory: ESPN, Spotify, MusicBrainz, Last.fm, Beatport, Discogs and Google AI's text,
+/// vision and image generation, with the retry settings.
+pub const PROFILES: &str = include_str!("../scraper.toml");
+
+// The repository README's examples, compiled and run with this package's tests.
+#[doc = include_str!("../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -1,8 +1,8 @@
 //! A per-host rate limit for reqwest-middleware, on [governor]'s GCRA and tokio's clock.
 //!
 //! Requests to a limited host wait for a slot before going on; other hosts pass straight
-//! through. Put it after the retry middleware and before the circuit breaker (DESIGN.md
-//! section 5: retry → rate limit → circuit breaker → timeout → client): every attempt, retries
+//! through. Put it after the retry middleware and before the circuit breaker (outermost first:
+//! retry → rate limit → circuit breaker → timeout → client): every attempt, retries
 //! included, waits for its own slot, and the wait happens before the breaker admits the call,
 //! so it never counts as call time.
 //!
@@ -217,7 +217,7 @@ mod tests {
         let (before, after) = (breakers(), breakers());
         let limit = || RateLimitMiddleware::new().host("musicbrainz.org", Duration::from_secs(1));
         let (limit_first, limit_second) = (limit(), limit());
-        // DESIGN.md's order: the limit before the breaker.
+        // The order that composes: the limit before the breaker.
         let right = reqwest_middleware::ClientBuilder::new(http())
             .with(limit_first.clone())
             .with(CircuitBreakerMiddleware::from_box(before.clone()))

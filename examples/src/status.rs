@@ -2,7 +2,7 @@
 //!
 //! - `/metrics`: every metric in Prometheus' text format, rendered by
 //!   `metrics-exporter-prometheus` from the recorder the breakers and the retry middleware
-//!   publish to (DESIGN.md section 6).
+//!   publish to.
 //! - `/health`: `200` while every breaker is closed, `503` naming the failing ones otherwise;
 //!   the body is the box's health summary as JSON.
 //! - `/breakers`: the JSON snapshot of every breaker.
@@ -49,7 +49,7 @@ pub fn install_recorder() -> Result<PrometheusHandle, BuildError> {
     Ok(RECORDER.get_or_init(|| handle).clone())
 }
 
-/// The HELP lines of the metrics (DESIGN.md section 6).
+/// The HELP lines of the metrics.
 fn describe() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     describe_gauge!(

@@ -1,5 +1,5 @@
-//! The live status table: DESIGN.md section 3's table (flag, breaker, state, failures, when it
-//! admits a trial) with each breaker's calls, failures, rejections and retries.
+//! The live status table (flag, breaker, state, failures, when it admits a trial) with each
+//! breaker's calls, failures, rejections and retries.
 //!
 //! ```text
 //!        breaker           state   failures  calls  failed  rejected  retries  next

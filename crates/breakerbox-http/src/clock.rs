@@ -12,13 +12,12 @@ use std::time::Duration;
 /// `tokio::time::pause()`), it follows tokio's clock for good. Create layers inside the runtime
 /// whose paused clock should drive them, after pausing it.
 ///
-/// Why not tokio's clock always: unpaused, it is `std::time::Instant::now()`, which costs
-/// 25-50 ns on the virtual machines we measured, more than a whole healthy call through a
-/// breaker. The coarse clock (`CLOCK_MONOTONIC_COARSE` on Linux, through
-/// [`coarsetime`](https://docs.rs/coarsetime), without its shared cache, which every read would
-/// write) costs a few nanoseconds, and its resolution
-/// (1 to 4 ms on Linux, the kernel's tick) is far finer than any open duration, time-window
-/// bucket or slow-call threshold. [`TokioClock::tokio`] always reads tokio's clock.
+/// Why not tokio's clock always: unpaused, it is `std::time::Instant::now()`, which can cost
+/// more than a whole healthy call through a breaker on virtual machines. The coarse clock
+/// (`CLOCK_MONOTONIC_COARSE` on Linux, through [`coarsetime`](https://docs.rs/coarsetime),
+/// without its shared cache, which every read would write) is a few times cheaper, and its
+/// resolution (1 to 4 ms on Linux, the kernel's tick) is far finer than any open duration,
+/// time-window bucket or slow-call threshold. [`TokioClock::tokio`] always reads tokio's clock.
 ///
 /// Its origin is fixed when it is created.
 #[derive(Debug, Clone, Copy)]

@@ -68,8 +68,8 @@ mod sync;
 pub use backoff::{Backoff, Jitter};
 pub use breaker_box::{BreakerBox, Health, Target};
 pub use circuit_breaker::{
-    AttemptOutcome, BreakerHolder, BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit,
-    Permit, ProbeTicket, State, TransitionEvent, TransitionReason,
+    AttemptOutcome, BreakerName, CircuitBreaker, CircuitOpen, Outcome, OwnedPermit, Permit,
+    ProbeTicket, State, TransitionEvent, TransitionReason,
 };
 #[cfg(feature = "toml")]
 pub use config::ConfigError;
@@ -78,3 +78,8 @@ pub use config::{
 };
 pub use retry::{RetryBudget, RetryConfig};
 pub use status::{StatusPattern, Statuses};
+
+// This crate's README, compiled and run with its tests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

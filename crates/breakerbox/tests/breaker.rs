@@ -508,7 +508,7 @@ fn a_dropped_trial_permit_frees_its_slot_and_counts_as_nothing() {
 /// A holder of one's own, as a front end spreading its permits' reference counts would use.
 struct Holder(CircuitBreaker);
 
-impl breakerbox::BreakerHolder for Holder {
+impl breakerbox::circuit_breaker::BreakerHolder for Holder {
     fn breaker(&self) -> &CircuitBreaker {
         &self.0
     }

@@ -1,4 +1,4 @@
-//! The metrics of DESIGN.md section 6, under the names dashboards already alert on.
+//! The breaker metrics, under the names dashboards already alert on.
 
 use breakerbox::clock::ManualClock;
 use breakerbox::{BoxConfig, BreakerBox, BreakerConfig, CircuitBreaker, Outcome, Target};

@@ -2,8 +2,8 @@
 //! run against the real engine and against a small reference model written here (plain fields,
 //! a `Vec` for the window, no atomics), and every observable must agree after every step.
 //!
-//! The model follows DESIGN.md section 2. Where the design leaves a detail open, the model
-//! states the rule it picked in a comment (look for "Rule:").
+//! The model follows the breaker's documented semantics. Where the docs leave a detail open,
+//! the model states the rule it picked in a comment (look for "Rule:").
 #![cfg(not(loom))] // loom's atomics only work inside `loom::model`
 
 use breakerbox::clock::ManualClock;

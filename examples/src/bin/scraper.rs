@@ -1,6 +1,7 @@
 //! The breakerbox scraper demo: see `--help`, and the README.
 
 use breakerbox::BoxConfig;
+use breakerbox_examples::PROFILES;
 use breakerbox_examples::demo::{Demo, Live, Settings};
 use breakerbox_examples::faults::{DEFAULT_SCRIPT, FaultScript};
 use clap::Parser;
@@ -8,8 +9,6 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
-
-const DEFAULT_CONFIG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scraper.toml");
 
 /// A scraper on fake upstreams that fail on a script, protected by breakerbox.
 ///
@@ -40,9 +39,10 @@ struct Args {
     #[arg(long, value_name = "PATH")]
     faults_file: Option<PathBuf>,
 
-    /// The breaker box and retry settings (TOML).
-    #[arg(long, value_name = "PATH", default_value = DEFAULT_CONFIG)]
-    config: PathBuf,
+    /// The breaker box and retry settings (TOML). Default: the built-in profiles, the same as
+    /// examples/scraper.toml in the repository.
+    #[arg(long, value_name = "PATH")]
+    config: Option<PathBuf>,
 
     /// The status server's port on 127.0.0.1 (0: any free port; a taken port falls back to a
     /// free one, printed at start).
@@ -82,10 +82,15 @@ async fn main() -> ExitCode {
             }
         },
     };
-    let config = match BoxConfig::from_toml_file(&args.config) {
+    let config = match &args.config {
+        Some(path) => BoxConfig::from_toml_file(path),
+        None => BoxConfig::from_toml(PROFILES),
+    };
+    let config = match config {
         Ok(config) => config,
         Err(e) => {
-            eprintln!("error: --config {}: {e}", args.config.display());
+            // The error names the file (and the key and line, for a file that is not valid).
+            eprintln!("error: --config: {e}");
             return ExitCode::from(2);
         }
     };
@@ -112,12 +117,14 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let shown = args
-        .config
-        .strip_prefix(std::env::current_dir().unwrap_or_default())
-        .unwrap_or(&args.config)
-        .display()
-        .to_string();
+    let shown = match &args.config {
+        Some(path) => path
+            .strip_prefix(std::env::current_dir().unwrap_or_default())
+            .unwrap_or(path)
+            .display()
+            .to_string(),
+        None => "the built-in profiles (examples/scraper.toml)".to_owned(),
+    };
     print!("{}", demo.banner(&shown));
     println!();
     let ctrl_c = async {

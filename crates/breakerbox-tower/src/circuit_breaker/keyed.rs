@@ -154,6 +154,35 @@ impl<S: fmt::Debug, K, C> fmt::Debug for KeyedCircuitBreaker<S, K, C> {
 }
 
 /// Applies [`KeyedCircuitBreaker`] to services; every service it wraps shares its one box.
+///
+/// It keys requests by their URI ([`UriTarget`]) and classifies `http::Response`s by status,
+/// to the end of their body, unless told otherwise.
+///
+/// ```
+/// use breakerbox_tower::{BoxConfig, KeyedCircuitBreakerLayer};
+/// use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), BoxError> {
+/// // The field's profile: Spotify trips after 10 failures, any other host after 5.
+/// let layer = KeyedCircuitBreakerLayer::new(BoxConfig::from_toml(r#"
+///     [[breakers]]
+///     name = "spotify"
+///     match = { host = "api.spotify.com" }
+///     consecutive_failures = 10
+/// "#)?);
+/// let panel = layer.breakers().clone(); // the status table, health and snapshots
+/// let mut client = ServiceBuilder::new().layer(layer).service(service_fn(|_: http::Request<()>| async {
+///     Ok::<_, BoxError>(http::Response::builder().status(503).body(String::new())?)
+/// }));
+/// for _ in 0..5 {
+///     let espn = http::Request::get("https://site.api.espn.com/apis/v2/scoreboard").body(())?;
+///     client.ready().await?.call(espn).await?;
+/// }
+/// assert_eq!(panel.health().failing, ["site.api.espn.com"]);
+/// # Ok(())
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct KeyedCircuitBreakerLayer<K = UriTarget, C = HttpStatus> {
     breakers: BreakerBox,

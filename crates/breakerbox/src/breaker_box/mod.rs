@@ -112,6 +112,31 @@ impl<'a> Target<'a> {
 
 /// Many circuit breakers, one per target: see the [module docs](self). A cheap handle; clones
 /// share the box.
+///
+/// ```
+/// use breakerbox::{BoxConfig, BreakerBox, Outcome, Target};
+///
+/// let panel = BreakerBox::new(BoxConfig::from_toml(r#"
+///     [defaults]
+///     consecutive_failures = 5
+///
+///     [[breakers]]
+///     name = "musicbrainz"
+///     match = { host = "musicbrainz.org" }
+///     consecutive_failures = 3
+/// "#)?);
+/// let musicbrainz = Target::new("https", "musicbrainz.org", 443, "/ws/2/recording");
+/// for _ in 0..3 {
+///     panel.try_acquire(&musicbrainz)?.record(Outcome::Failure);
+/// }
+/// let open = panel.try_acquire(&musicbrainz).unwrap_err();
+/// assert_eq!(open.breaker(), "musicbrainz");
+/// // Every other host has a breaker of its own, from the defaults.
+/// let espn = Target::new("https", "site.api.espn.com", 443, "/apis/v2/scoreboard");
+/// assert!(panel.try_acquire(&espn).is_ok());
+/// assert_eq!(panel.health().failing, ["musicbrainz"]);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct BreakerBox {
     inner: Arc<BoxInner>,

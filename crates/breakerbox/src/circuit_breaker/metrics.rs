@@ -1,4 +1,4 @@
-//! The breaker's metrics (DESIGN.md section 6), through the `metrics` facade.
+//! The breaker's metrics, through the `metrics` facade.
 //!
 //! Handles are resolved once, when the breaker is built, from whatever recorder is installed at
 //! that moment: install the recorder (a Prometheus exporter, say) before building breakers. Per

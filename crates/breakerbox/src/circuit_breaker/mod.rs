@@ -18,9 +18,32 @@
 //! [`metrics_only`](CircuitBreaker::metrics_only) (record, never trip) and
 //! [`reset`](CircuitBreaker::reset).
 //!
-//! A call asks for a [`Permit`] and reports its [`Outcome`] through it. A permit dropped without
-//! an outcome (a cancelled call) releases its HalfOpen slot and counts as neither success nor
-//! failure.
+//! A call asks for a [`Permit`] and reports its [`Outcome`] through it (or the
+//! [`AttemptOutcome`] it came back with, which the config's `statuses` turn into an outcome). A
+//! permit dropped without an outcome (a cancelled call) releases its HalfOpen slot and counts as
+//! neither success nor failure; dropped while its thread panics (the call panicked), it counts
+//! as a failure.
+//!
+//! # Rules worth knowing
+//!
+//! - **Late outcomes never count against a newer period.** Every state change starts a new
+//!   period; an outcome counts only in the period its permit was admitted in. A call admitted
+//!   before the breaker opened, closed or was reset is ignored when it ends, however the two
+//!   race.
+//! - **A slow trial is a failed trial.** With a slow-call rule, a HalfOpen trial that succeeds
+//!   but takes `slow_call_duration` or longer re-opens the breaker: an upstream that is still
+//!   too slow is not back.
+//! - **In HalfOpen, the snapshot's window fields still show the Closed period's counts.** The
+//!   window is cleared when the breaker closes again, not when it opens, so a snapshot of an Open
+//!   or HalfOpen breaker shows the calls that tripped it.
+//! - **A late outcome counts in the time-window bucket where it is reported**, not where its
+//!   call started: a call of 30 s recorded now lands in the current bucket.
+//! - **HalfOpen is bounded.** Trials that hold every slot for longer than `max_half_open_wait`
+//!   (a leaked permit, a response streamed for an hour) are given up on by the next call:
+//!   Closed if a trial has succeeded, Open again otherwise, and the stuck trials' outcomes are
+//!   ignored.
+//! - **Probes have deadlines.** A health probe that has not reported within `probe_timeout`
+//!   stops blocking the next one.
 //!
 //! ```
 //! use breakerbox::{BreakerConfig, CircuitBreaker, Outcome, State};
@@ -148,6 +171,21 @@ impl fmt::Display for State {
 
 /// A circuit breaker: a cheap handle, clones share the breaker. See the
 /// [module docs](self) for the semantics.
+///
+/// ```
+/// use breakerbox::{AttemptOutcome, BreakerConfig, CircuitBreaker, State};
+///
+/// let breaker = CircuitBreaker::new("discogs", BreakerConfig::builder().consecutive_failures(2).build()?);
+/// for status in [503, 502] {
+///     let permit = breaker.try_acquire()?;
+///     // ... make the call, then report what came back; the config says what it counts as.
+///     permit.report(AttemptOutcome::Status(status));
+/// }
+/// assert_eq!(breaker.state(), State::Open);
+/// let open = breaker.try_acquire().unwrap_err();
+/// println!("{open}"); // circuit breaker `discogs` is open; a trial call is admitted in 60.000s
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Clone)]
 pub struct CircuitBreaker {
     inner: Arc<Inner>,
@@ -255,7 +293,8 @@ impl CircuitBreaker {
     /// Like [`try_acquire_owned`](Self::try_acquire_owned), with a permit that keeps a clone of
     /// `holder` (cloned only when the call is admitted) instead of a new handle to the breaker:
     /// see [`BreakerHolder`] for why a front end would spread its permits over holders of its
-    /// own.
+    /// own. Front-end plumbing, hidden from the docs.
+    #[doc(hidden)]
     #[inline]
     pub fn try_acquire_by<H: BreakerHolder + Clone>(
         holder: &H,

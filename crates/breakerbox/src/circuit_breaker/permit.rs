@@ -182,6 +182,9 @@ impl fmt::Debug for Permit<'_> {
 /// assert_eq!(breaker.state(), State::Open);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
+///
+/// Front-end plumbing, hidden from the docs.
+#[doc(hidden)]
 pub trait BreakerHolder {
     /// The breaker held.
     fn breaker(&self) -> &CircuitBreaker;
@@ -259,6 +262,7 @@ impl<H: BreakerHolder> OwnedPermit<H> {
     }
 
     /// What the permit holds to reach its breaker.
+    #[doc(hidden)]
     pub fn holder(&self) -> &H {
         &self.holder
     }
