@@ -58,6 +58,20 @@
 //! With no feature the crate is std only (the allocators and [`http_date`]), so it builds
 //! where tokio cannot, such as a `--cfg loom` build.
 //!
+//! # Paused time
+//!
+//! Delays, slow bodies and the pause before an HTTP/2 reset are on tokio's clock: under
+//! `#[tokio::test(start_paused = true)]` a 30 s [delay](Reply::delay) takes no real time, and
+//! a client timeout fires exactly when paused time reaches it. [`Recorded::arrived`] is on the
+//! same clock. [`client_for`] turns off reqwest's pool idle timer, the one timer of a client's
+//! own that would otherwise fire at arbitrary points of a paused test.
+//!
+//! Paused time jumps to the next timer whenever no task is ready, and that includes a task
+//! waiting for a socket while the kernel moves bytes. On loopback that wait is nil for small
+//! messages, but a transfer of hundreds of KiB can outrun the socket buffers, and a timer set
+//! meanwhile (a client timeout) then fires early. Keep bodies small in paused tests, or run
+//! those tests in real time.
+//!
 //! # HTTP/1.1 and HTTP/2
 //!
 //! Every [`Reply`] works on both protocols; HTTP/1.1 is written by hand, byte by byte, so its
@@ -65,6 +79,12 @@
 //! form (a connection fault takes down the whole connection, a truncated body resets its
 //! stream). The table is at [`Reply`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// The overview above links the items of every feature; with a feature off its items do not
+// exist and their links cannot resolve (docs.rs and CI document with every feature).
+#![cfg_attr(
+    not(all(feature = "net", feature = "reqwest")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
 mod alloc;
 mod date;
@@ -93,3 +113,9 @@ pub use upstream::script::{Reply, Script};
 #[cfg(feature = "net")]
 #[cfg_attr(docsrs, doc(cfg(feature = "net")))]
 pub use upstream::{Recorded, Upstream, UpstreamBuilder};
+
+// The README's example, compiled with this crate's doctests (its test is run by
+// tests/client, as `the_readme_example`).
+#[cfg(all(doctest, feature = "reqwest"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -144,3 +144,41 @@ async fn the_breaker_opens_after_five_503s_and_the_upstream_sees_five() {
         "no call went out while the breaker was open"
     );
 }
+
+/// The README's example, run (the README's copy is only compiled).
+#[tokio::test(start_paused = true)]
+async fn the_readme_example() {
+    let upstream = Upstream::builder()
+        .script(Script::sequence([
+            Reply::ok(r#"{"items":[]}"#).stall_after(5),
+            Reply::ok(r#"{"items":[]}"#),
+        ]))
+        .start()
+        .await;
+    let client = client_for([("api.example.com", &upstream)])
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let response = client
+        .get("http://api.example.com/v1/items")
+        .send()
+        .await
+        .unwrap();
+    let err = response.text().await.unwrap_err();
+    assert!(err.is_timeout());
+    assert_eq!(started.elapsed(), Duration::from_secs(10));
+
+    let response = client
+        .get("http://api.example.com/v1/items")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), r#"{"items":[]}"#);
+
+    let seen = upstream.requests();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0].authority.as_deref(), Some("api.example.com"));
+    assert_eq!(seen[0].path, "/v1/items");
+}
