@@ -1,7 +1,7 @@
 //! Replies that break: bodies that stall or end early, connections reset, closed or fed
 //! garbage. Each is seen by reqwest as the error a user would handle, and each is recorded.
 
-use crate::{Proto, chain, io_error, on_both};
+use crate::{Proto, chain, io_error, on_both, within};
 use breakerbox_testing::{Reply, Script, Upstream};
 use std::io;
 use std::time::Duration;
@@ -51,36 +51,30 @@ async fn a_truncated_body_is_a_body_error_after_a_good_head(proto: Proto) {
         .script(Reply::ok("0123456789").truncate_after(4))
         .start()
         .await;
-    let response = proto.client().get(upstream.url("/")).send().await.unwrap();
+    let response = within(proto.client().get(upstream.url("/")).send())
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.content_length(), Some(10));
-    let err = response.bytes().await.unwrap_err();
+    let err = within(response.bytes()).await.unwrap_err();
     assert!(err.is_body() || err.is_decode(), "{}", chain(&err));
     assert!(!err.is_timeout());
 }
 
 async fn a_reset_before_the_head_is_a_request_error(proto: Proto) {
     let upstream = Upstream::builder().script(Reply::reset()).start().await;
-    let err = proto
-        .client()
-        .get(upstream.url("/"))
-        .send()
+    let err = within(proto.client().get(upstream.url("/")).send())
         .await
         .unwrap_err();
     assert!(err.is_request() || err.is_connect(), "{}", chain(&err));
-    if proto == Proto::H1 {
-        let io = io_error(&err).unwrap_or_else(|| panic!("no io error in {}", chain(&err)));
-        assert_eq!(io.kind(), io::ErrorKind::ConnectionReset, "{}", chain(&err));
-    }
+    let io = io_error(&err).unwrap_or_else(|| panic!("no io error in {}", chain(&err)));
+    assert_eq!(io.kind(), io::ErrorKind::ConnectionReset, "{}", chain(&err));
     assert_eq!(upstream.hits(), 1, "the request arrived and was recorded");
 }
 
 async fn a_close_before_the_head_is_a_request_error(proto: Proto) {
     let upstream = Upstream::builder().script(Reply::close()).start().await;
-    let err = proto
-        .client()
-        .get(upstream.url("/"))
-        .send()
+    let err = within(proto.client().get(upstream.url("/")).send())
         .await
         .unwrap_err();
     assert!(err.is_request(), "{}", chain(&err));
@@ -96,10 +90,7 @@ async fn garbage_instead_of_a_response_is_an_error(proto: Proto) {
         ))
         .start()
         .await;
-    let err = proto
-        .client()
-        .get(upstream.url("/"))
-        .send()
+    let err = within(proto.client().get(upstream.url("/")).send())
         .await
         .unwrap_err();
     assert!(err.is_request(), "{}", chain(&err));
@@ -112,10 +103,7 @@ async fn a_fault_can_be_late(proto: Proto) {
         .start()
         .await;
     let start = Instant::now();
-    let err = proto
-        .client()
-        .get(upstream.url("/"))
-        .send()
+    let err = within(proto.client().get(upstream.url("/")).send())
         .await
         .unwrap_err();
     assert!(err.is_request() || err.is_connect(), "{}", chain(&err));

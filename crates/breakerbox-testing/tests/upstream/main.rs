@@ -60,6 +60,14 @@ macro_rules! on_both {
 }
 pub(crate) use on_both;
 
+/// Awaits `future`, or fails the test if an hour of paused time passes first: a reply that
+/// should have ended the exchange but left it hanging fails at once instead of hanging.
+pub(crate) async fn within<F: std::future::Future>(future: F) -> F::Output {
+    tokio::time::timeout(std::time::Duration::from_secs(3600), future)
+        .await
+        .expect("the exchange hung")
+}
+
 /// The `io::Error` somewhere in an error's chain of sources, if any.
 pub(crate) fn io_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a io::Error> {
     let mut source = Some(err);
