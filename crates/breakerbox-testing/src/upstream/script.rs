@@ -71,7 +71,10 @@ pub(crate) enum Fault {
 }
 
 impl Reply {
-    /// A response with this status, no headers of its own and an empty body.
+    /// A response with this status, no headers of its own and an empty body. A 1xx status makes
+    /// no final response: on HTTP/1.1 it is sent with nothing after it, so the client goes on
+    /// waiting; on HTTP/2 the client sees a protocol error. 204 and 304 are sent without
+    /// `Content-Length` or body.
     ///
     /// # Panics
     ///

@@ -20,6 +20,7 @@ on_both!(
     trailers_follow_the_body,
     a_small_huge_header_arrives_whole,
     a_huge_header_beyond_the_clients_limit_fails,
+    an_informational_status_is_no_final_response,
 );
 
 async fn status_headers_and_body_arrive(proto: Proto) {
@@ -276,4 +277,31 @@ async fn a_huge_header_beyond_the_clients_limit_fails(proto: Proto) {
         .unwrap_err();
     assert!(err.is_request(), "{}", crate::chain(&err));
     assert_eq!(upstream.hits(), 1);
+}
+
+async fn an_informational_status_is_no_final_response(proto: Proto) {
+    let upstream = Upstream::builder()
+        .script(breakerbox_testing::Script::sequence([
+            Reply::status(103),
+            Reply::ok("final"),
+        ]))
+        .start()
+        .await;
+    let client = proto
+        .builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = client.get(upstream.url("/")).send().await.unwrap_err();
+    match proto {
+        Proto::H1 => assert!(err.is_timeout(), "{}", crate::chain(&err)),
+        Proto::H2 => assert!(
+            err.is_request() && !err.is_timeout(),
+            "{}",
+            crate::chain(&err)
+        ),
+    }
+    // The upstream goes on serving (a new connection on HTTP/1.1, whose old one is stuck).
+    let response = proto.client().get(upstream.url("/")).send().await.unwrap();
+    assert_eq!(response.text().await.unwrap(), "final");
 }
