@@ -63,8 +63,8 @@
 //! Delays, slow bodies and the pause before an HTTP/2 reset are on tokio's clock: under
 //! `#[tokio::test(start_paused = true)]` a 30 s [delay](Reply::delay) takes no real time, and
 //! a client timeout fires exactly when paused time reaches it. [`Recorded::arrived`] is on the
-//! same clock. [`client_for`] turns off reqwest's pool idle timer, the one timer of a client's
-//! own that would otherwise fire at arbitrary points of a paused test.
+//! same clock. [`client_for`] turns off reqwest's pool idle timer, the one timer a default
+//! reqwest client runs by itself, which would fire at arbitrary points of a paused test.
 //!
 //! Paused time jumps to the next timer whenever no task is ready, and that includes a task
 //! waiting for a socket while the kernel moves bytes. On loopback that wait is nil for small
