@@ -1,201 +1,121 @@
-//! Test support shared by the breakerbox crates.
+//! A test kit for HTTP clients: a scripted upstream on loopback that answers each request with
+//! the status, headers, delay or fault a test asks for, and records every request it gets.
 //!
-//! `drop_first_connection` (feature `net`) is a loopback server for the "connection closed before the
-//! response" case. [`Counting`] is a global allocator that counts the allocations of the threads that ask it to,
-//! for the tests that prove a hot path allocates nothing:
+//! Test a client's retries, circuit breaker, timeouts and error handling against the failures a
+//! real upstream produces only on a bad day, with a real client over real sockets:
 //!
-//! ```text
-//! #[global_allocator]
-//! static GLOBAL: breakerbox_testing::Counting = breakerbox_testing::Counting;
+//! - [`Upstream`] (feature `net`): an HTTP server on `127.0.0.1`, HTTP/1.1 and HTTP/2 with prior
+//!   knowledge (h2c) on the same port, spawned on the test's tokio runtime. Its [`Script`] picks a
+//!   [`Reply`] for each request: a fixed [`sequence`](Script::sequence) or a
+//!   [function](Script::from_fn) of the request. A reply is a status with headers and a body,
+//!   possibly [late](Reply::delay) (on tokio's clock, so `tokio::time::pause()` makes it
+//!   instant), a [redirect](Reply::redirect), a body that is [slow](Reply::slow_body),
+//!   [stalls](Reply::stall_after) or [ends early](Reply::truncate_after), or a connection
+//!   fault: [reset](Reply::reset), [closed](Reply::close), [garbage](Reply::garbage).
+//!   Every request is a [`Recorded`]: method, path, headers, body, version, arrival time.
+//! - [`client_for`] and [`url_for`] (feature `reqwest`): a reqwest client builder that sends
+//!   real host names (`api.spotify.com`) to upstreams, with no proxy and no pool timer, so the
+//!   code under test keeps its URLs and behaves under paused time.
+//! - [`http_date`]: an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), for `Retry-After` and
+//!   other date headers.
+//! - [`Counting`] and [`Peak`]: global allocators that count allocations and live heap bytes,
+//!   for tests that prove a hot path allocates nothing or that memory stays bounded.
 //!
-//! assert_eq!(breakerbox_testing::allocations_in(|| hot_path()), 0);
+//! # Example: a circuit breaker opens after five failures
+//!
+//! ```
+//! use breakerbox::BoxConfig;
+//! use breakerbox_reqwest::{CircuitBreakerMiddleware, is_circuit_open};
+//! use breakerbox_testing::{Reply, Upstream, client_for};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // In a test: #[tokio::test(start_paused = true)]
+//! let upstream = Upstream::builder().script(Reply::status(503)).start().await;
+//! let client = client_for([("api.example.com", &upstream)]).build().unwrap();
+//! let client = reqwest_middleware::ClientBuilder::new(client)
+//!     .with(CircuitBreakerMiddleware::new(BoxConfig::default()))
+//!     .build();
+//!
+//! for _ in 0..5 {
+//!     let response = client.get("http://api.example.com/v1/items").send().await.unwrap();
+//!     assert_eq!(response.status(), 503);
+//! }
+//! // Five consecutive failures opened the breaker: the sixth call fails fast…
+//! let err = client.get("http://api.example.com/v1/items").send().await.unwrap_err();
+//! assert!(is_circuit_open(&err));
+//! // …and never reached the upstream.
+//! assert_eq!(upstream.hits(), 5);
+//! # }
 //! ```
 //!
-//! [`Peak`] is a global allocator that keeps the process's live heap bytes and their high-water
-//! mark, for the tests that prove memory stays bounded ([`heap_bytes`], [`peak_heap_bytes`],
-//! [`reset_peak_heap`]); [`peak_rss_bytes`] reads the kernel's high-water mark of the resident
-//! set.
-#![allow(unsafe_code)] // the allocator; it only forwards to the system allocator
+//! # Features
+//!
+//! - `net`: [`Upstream`] and its [`Script`], [`Reply`] and [`Recorded`], and
+//!   [`drop_first_connection`]; on tokio (the current runtime, any flavour) and hyper.
+//! - `reqwest` (implies `net`): [`client_for`] and [`url_for`], for reqwest 0.13.
+//!
+//! With no feature the crate is std only (the allocators and [`http_date`]), so it builds
+//! where tokio cannot, such as a `--cfg loom` build.
+//!
+//! # Paused time
+//!
+//! Delays, slow bodies and the pause before an HTTP/2 reset are on tokio's clock: under
+//! `#[tokio::test(start_paused = true)]` a 30 s [delay](Reply::delay) takes no real time, and
+//! a client timeout fires exactly when paused time reaches it. [`Recorded::arrived`] is on the
+//! same clock. [`client_for`] turns off reqwest's pool idle timer, the one timer a default
+//! reqwest client runs by itself, which would fire at arbitrary points of a paused test.
+//!
+//! Paused time jumps to the next timer whenever no task is ready, and that includes a task
+//! waiting for a socket while the kernel moves bytes. On loopback that wait is nil for small
+//! messages, but a transfer of hundreds of KiB can outrun the socket buffers, and a timer set
+//! meanwhile (a client timeout) then fires early. Keep bodies small in paused tests, or run
+//! those tests in real time.
+//!
+//! # HTTP/1.1 and HTTP/2
+//!
+//! Every [`Reply`] works on both protocols; HTTP/1.1 is written by hand, byte by byte, so its
+//! faults are exactly the ones named, while a few faults on HTTP/2 take their nearest HTTP/2
+//! form (a connection fault takes down the whole connection, a truncated body resets its
+//! stream). The table is at [`Reply`].
+#![cfg_attr(docsrs, feature(doc_cfg))]
+// The overview above links the items of every feature; with a feature off its items do not
+// exist and their links cannot resolve (docs.rs and CI document with every feature).
+#![cfg_attr(
+    not(all(feature = "net", feature = "reqwest")),
+    allow(rustdoc::broken_intra_doc_links)
+)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod alloc;
+mod date;
 
+#[cfg(feature = "reqwest")]
+mod client;
 #[cfg(feature = "net")]
-pub use net::drop_first_connection;
-
+mod drop_first;
 #[cfg(feature = "net")]
-mod net {
-    use std::net::SocketAddr;
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
+mod upstream;
 
-    /// A raw HTTP/1.1 server on 127.0.0.1, spawned on the current tokio runtime: it drops its
-    /// first connection as soon as the request arrives (no response head at all) and answers
-    /// `200 OK` on every later one. Returns its address and a count of the connections it accepted.
-    pub async fn drop_first_connection() -> (SocketAddr, Arc<AtomicUsize>) {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a loopback port");
-        let addr = listener.local_addr().expect("a bound address");
-        let connections = Arc::new(AtomicUsize::new(0));
-        let seen = connections.clone();
-        tokio::spawn(async move {
-            while let Ok((mut stream, _)) = listener.accept().await {
-                let n = seen.fetch_add(1, Ordering::SeqCst);
-                tokio::spawn(async move {
-                    let mut buf = [0u8; 1024];
-                    let _ = stream.read(&mut buf).await;
-                    if n > 0 {
-                        let _ = stream
-                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                            .await;
-                    }
-                });
-            }
-        });
-        (addr, connections)
-    }
-}
+pub use alloc::{
+    Counting, Peak, allocations_in, heap_bytes, peak_heap_bytes, peak_rss_bytes, reset_peak_heap,
+};
+pub use date::http_date;
 
-/// A global allocator that forwards to [`System`] and counts the allocations made inside
-/// [`allocations_in`] on the calling thread.
-#[derive(Debug)]
-pub struct Counting;
+#[cfg(feature = "reqwest")]
+#[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
+pub use client::{client_for, url_for};
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub use drop_first::drop_first_connection;
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub use upstream::script::{Reply, Script};
+#[cfg(feature = "net")]
+#[cfg_attr(docsrs, doc(cfg(feature = "net")))]
+pub use upstream::{Recorded, Upstream, UpstreamBuilder};
 
-thread_local! {
-    // Per thread, so tests running in parallel do not count each other's allocations.
-    static COUNTING: Cell<bool> = const { Cell::new(false) };
-    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
-}
-
-fn note_allocation() {
-    if COUNTING.with(Cell::get) {
-        ALLOCATIONS.with(|n| n.set(n.get() + 1));
-    }
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
-// guarantees are ours; the bookkeeping touches only const-initialised thread-locals, which do
-// not allocate.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above.
-        unsafe { System.alloc_zeroed(layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        note_allocation();
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
-
-/// The allocations this thread makes while `f` runs. Counts only in a binary whose global
-/// allocator is [`Counting`]; elsewhere it reads 0, so pair it with a check that it counts
-/// (allocate a `Vec` and expect at least one).
-pub fn allocations_in(f: impl FnOnce()) -> usize {
-    let before = ALLOCATIONS.with(Cell::get);
-    COUNTING.with(|c| c.set(true));
-    f();
-    COUNTING.with(|c| c.set(false));
-    ALLOCATIONS.with(Cell::get) - before
-}
-
-/// A global allocator that forwards to [`System`] and keeps, for the whole process, the bytes
-/// currently allocated and the most ever allocated at once (since [`reset_peak_heap`]). Two
-/// relaxed atomic operations per allocation: fine for tests, not for benchmarks.
-#[derive(Debug)]
-pub struct Peak;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-fn grew(bytes: usize) {
-    let live = LIVE.fetch_add(bytes, Ordering::Relaxed) + bytes;
-    PEAK.fetch_max(live, Ordering::Relaxed);
-}
-
-fn shrank(bytes: usize) {
-    LIVE.fetch_sub(bytes, Ordering::Relaxed);
-}
-
-// SAFETY: every method forwards to `System` with the caller's own arguments, so `System`'s
-// guarantees are ours; the bookkeeping only touches two static atomics and never allocates.
-unsafe impl GlobalAlloc for Peak {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwarded unchanged; the caller upholds `alloc`'s contract.
-        let ptr = unsafe { System.alloc(layout) };
-        if !ptr.is_null() {
-            grew(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: as above.
-        let ptr = unsafe { System.alloc_zeroed(layout) };
-        if !ptr.is_null() {
-            grew(layout.size());
-        }
-        ptr
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: as above; `ptr` came from this allocator, hence from `System`.
-        let moved = unsafe { System.realloc(ptr, layout, new_size) };
-        if !moved.is_null() {
-            if new_size >= layout.size() {
-                grew(new_size - layout.size());
-            } else {
-                shrank(layout.size() - new_size);
-            }
-        }
-        moved
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: as above.
-        unsafe { System.dealloc(ptr, layout) };
-        shrank(layout.size());
-    }
-}
-
-/// The heap bytes allocated right now. Counts only in a binary whose global allocator is
-/// [`Peak`]; elsewhere it reads 0.
-pub fn heap_bytes() -> usize {
-    LIVE.load(Ordering::Relaxed)
-}
-
-/// The most heap bytes allocated at once since the last [`reset_peak_heap`] (or the start).
-pub fn peak_heap_bytes() -> usize {
-    PEAK.load(Ordering::Relaxed)
-}
-
-/// Starts a new high-water mark from the bytes allocated now.
-pub fn reset_peak_heap() {
-    PEAK.store(LIVE.load(Ordering::Relaxed), Ordering::Relaxed);
-}
-
-/// The resident set's high-water mark of this process (`VmHWM` in `/proc/self/status`), where
-/// the kernel reports it (Linux).
-pub fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
-}
+// The README's example, compiled with this crate's doctests (its test is run by
+// tests/client, as `the_readme_example`).
+#[cfg(all(doctest, feature = "reqwest"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
