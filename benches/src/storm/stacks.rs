@@ -97,7 +97,8 @@ impl Kind {
 
 enum Client {
     Reqwest(ClientWithMiddleware),
-    Tower(TowerClient),
+    // Boxed: tower's `Retry` over hyper-util's client is much larger than a reqwest client.
+    Tower(Box<TowerClient>),
 }
 
 /// A client stack pointed at one upstream.
@@ -140,7 +141,7 @@ impl Stack {
                     ))
                     .build(),
             ),
-            Kind::TowerRetry => Client::Tower(tower_stack::client(ATTEMPT_TIMEOUT)),
+            Kind::TowerRetry => Client::Tower(Box::new(tower_stack::client(ATTEMPT_TIMEOUT))),
             Kind::BreakerboxRetry => {
                 Client::Reqwest(breakerbox_client(BoxConfig::default(), false, plain)?)
             }
