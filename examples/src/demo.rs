@@ -10,7 +10,7 @@ use crate::summary::{self, Summary, Transition, UpstreamSummary};
 use crate::table::{self, Line};
 use crate::timeline::Timeline;
 use crate::upstreams::{Hit, Upstreams};
-use breakerbox::{BoxConfig, BreakerBox};
+use breakerbox_reqwest::{BoxConfig, BreakerBox};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::fmt::Write as _;
 use std::future::Future;
@@ -351,7 +351,7 @@ impl Demo {
                 UpstreamSummary::new(
                     route,
                     self.client.ledger.tally(route),
-                    b.map_or(breakerbox::State::Closed, |b| b.state),
+                    b.map_or(breakerbox_reqwest::State::Closed, |b| b.state),
                     b.and_then(|b| b.consecutive_failures_threshold),
                     &transitions,
                     &hits,

@@ -7,8 +7,8 @@
 //! scraper counts every request. Retries are attempts that were not first attempts.
 
 use crate::routes::Route;
-use breakerbox::{AttemptOutcome, BreakerBox, BreakerConfig, Outcome, Target};
 use breakerbox_reqwest::is_circuit_open;
+use breakerbox_reqwest::{AttemptOutcome, BreakerBox, BreakerConfig, Outcome, Target};
 use http::Extensions;
 use reqwest::{Request, Response};
 use reqwest_middleware::{Middleware, Next};

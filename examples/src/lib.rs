@@ -10,7 +10,7 @@
 //! serves `/metrics`, `/health` and `/breakers` ([`status`]); and ends with a [`summary`].
 //!
 //! ```no_run
-//! use breakerbox::BoxConfig;
+//! use breakerbox_reqwest::BoxConfig;
 //! use breakerbox_examples::demo::{Demo, Settings};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {

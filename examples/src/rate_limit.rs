@@ -155,9 +155,9 @@ impl Middleware for RateLimitMiddleware {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use breakerbox::{BoxConfig, BreakerBox, Target};
     use breakerbox_reqwest::CircuitBreakerMiddleware;
-    use breakerbox_tower::TokioClock;
+    use breakerbox_reqwest::TokioClock;
+    use breakerbox_reqwest::{BoxConfig, BreakerBox, Target};
     use bytes::Bytes;
     use http_body_util::Full;
     use hyper::server::conn::http1;

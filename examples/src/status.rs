@@ -7,7 +7,7 @@
 //!   the body is the box's health summary as JSON.
 //! - `/breakers`: the JSON snapshot of every breaker.
 
-use breakerbox::BreakerBox;
+use breakerbox_reqwest::BreakerBox;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
 use http_body_util::Full;

@@ -5,7 +5,7 @@
 use crate::ledger::Tally;
 use crate::routes::{Host, Route};
 use crate::upstreams::Hit;
-use breakerbox::State;
+use breakerbox_reqwest::State;
 use std::fmt;
 use std::time::Duration;
 

@@ -10,8 +10,8 @@
 
 use crate::ledger::Ledger;
 use crate::routes::Route;
-use breakerbox::State;
-use breakerbox::circuit_breaker::BreakerSnapshot;
+use breakerbox_reqwest::State;
+use breakerbox_reqwest::engine::circuit_breaker::BreakerSnapshot;
 use std::fmt::Write;
 use std::time::Duration;
 
@@ -164,7 +164,7 @@ pub fn render(lines: &[Line], ledger: &Ledger, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use breakerbox::{BoxConfig, BreakerBox, Outcome, Target};
+    use breakerbox_reqwest::{BoxConfig, BreakerBox, Outcome, Target};
 
     #[test]
     fn an_open_breaker_shows_its_flag_failures_and_rejections_aligned() {

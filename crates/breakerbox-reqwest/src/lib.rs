@@ -81,9 +81,9 @@ pub use breakerbox::ConfigError;
 pub use breakerbox::backoff::Jitter;
 pub use breakerbox::retry::{Attempts, BudgetConfig, StopReason};
 pub use breakerbox::{
-    BoxConfig, BreakerBox, BreakerConfig, BreakerRule, CircuitOpen, Health, InvalidConfig, Match,
-    Outcome, Overflow, RetryConfig, State, StatusPattern, TransitionEvent, TransitionReason,
-    WindowConfig,
+    AttemptOutcome, BoxConfig, BreakerBox, BreakerConfig, BreakerRule, CircuitOpen, Health,
+    InvalidConfig, Match, Outcome, Overflow, RetryConfig, State, StatusPattern, Target,
+    TransitionEvent, TransitionReason, WindowConfig,
 };
 
 // This crate's README, compiled and run with its tests.

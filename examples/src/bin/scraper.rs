@@ -1,9 +1,9 @@
 //! The breakerbox scraper demo: see `--help`, and the README.
 
-use breakerbox::BoxConfig;
 use breakerbox_examples::PROFILES;
 use breakerbox_examples::demo::{Demo, Live, Settings};
 use breakerbox_examples::faults::{DEFAULT_SCRIPT, FaultScript};
+use breakerbox_reqwest::BoxConfig;
 use clap::Parser;
 use std::io::IsTerminal;
 use std::path::PathBuf;

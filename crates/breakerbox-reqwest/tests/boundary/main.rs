@@ -367,3 +367,38 @@ async fn no_spelling_of_a_guarded_host_slips_past_its_open_breaker() {
     assert_eq!(upstream.hits(), 0);
     assert_eq!(mw.breakers().breakers().len(), 1, "no second breaker");
 }
+
+#[tokio::test(start_paused = true)]
+async fn garbage_resets_and_huge_headers_are_typed_errors_the_breaker_counts() {
+    for (reply, what) in [
+        (Reply::garbage("SSH-2.0-OpenSSH_9.6\r\n"), "garbage"),
+        (Reply::reset(), "reset"),
+        (Reply::close(), "closed before the head"),
+        (Reply::ok("{}").huge_header(1 << 20), "a 1 MiB header"),
+    ] {
+        let upstream = Upstream::builder().script(reply).start().await;
+        let mw = breakers(TWO_FAILURES);
+        let espn = mw.breakers().named("espn").unwrap();
+        let client = guarded(
+            http(Protocol::Http1, &[("site.api.espn.com", &upstream)]),
+            &mw,
+        );
+        for _ in 0..2 {
+            let err = client
+                .get("http://site.api.espn.com/apis/v2/news")
+                .send()
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, reqwest_middleware::Error::Reqwest(_)),
+                "{what}: {err:?}"
+            );
+        }
+        assert_eq!(espn.state(), State::Open, "{what}: two failures open it");
+        assert_eq!(
+            upstream.hits(),
+            2,
+            "{what}: every attempt reached the upstream"
+        );
+    }
+}

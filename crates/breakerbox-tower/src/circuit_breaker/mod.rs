@@ -30,6 +30,14 @@
 //! opened, closed or was reset can never count against the newer period. A panic inside the
 //! call counts as a failure.
 //!
+//! # Redirects
+//!
+//! hyper-util's client does not follow redirects: a 3xx is an answer, and a success of the
+//! host that gave it. With tower-http's `FollowRedirect`, put it outside the breaker (outermost
+//! first: follow redirects → retry → breaker → client) so that every hop is a call of its own
+//! through the breaker of its own host (a [`KeyedCircuitBreaker`] keys each hop by its URI).
+//! Inside the breaker, every hop would be charged to the first host.
+//!
 //! # Names
 //!
 //! A breaker's name labels its errors, logs and metrics. [`CircuitBreakerLayer::named`] sets it;
