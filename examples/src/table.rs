@@ -175,6 +175,7 @@ mod tests {
                 name = "spotify"
                 match = { host = "api.spotify.com" }
                 consecutive_failures = 2
+                consecutive_failures_span = "0s"
                 open_duration = "120s"
 
                 [[breakers]]

@@ -171,10 +171,14 @@ impl Host {
     }
 
     /// The breaker config: the field's profile, with its 60 s open duration scaled to 50 ms
-    /// (doubling on each re-trip, up to 400 ms).
+    /// (doubling on each re-trip, up to 400 ms), and its 1 s span for a run of failures scaled
+    /// away: the soak checks that a run trips at exactly its threshold (plus what the workers
+    /// had in flight), which the span, tested on its own elsewhere, would blur.
     fn config(&self) -> BreakerConfig {
         let builder = match self.trip {
-            TripRule::Consecutive(n) => BreakerConfig::builder().consecutive_failures(n),
+            TripRule::Consecutive(n) => BreakerConfig::builder()
+                .consecutive_failures(n)
+                .consecutive_failures_span(Duration::ZERO),
             TripRule::Rate(rate) => BreakerConfig::builder()
                 .no_consecutive_failures()
                 .failure_rate(rate)

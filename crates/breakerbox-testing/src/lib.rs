@@ -27,11 +27,15 @@
 //! use breakerbox::BoxConfig;
 //! use breakerbox_reqwest::{CircuitBreakerMiddleware, is_circuit_open};
 //! use breakerbox_testing::{Reply, Upstream, client_for};
+//! use std::time::Duration;
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() {
-//! // In a test: #[tokio::test(start_paused = true)]
-//! let upstream = Upstream::builder().script(Reply::status(503)).start().await;
+//! // In a test: #[tokio::test(start_paused = true)], so the 300 ms take no time.
+//! let upstream = Upstream::builder()
+//!     .script(Reply::status(503).delay(Duration::from_millis(300))) // down, and slow to say so
+//!     .start()
+//!     .await;
 //! let client = client_for([("api.example.com", &upstream)]).build().unwrap();
 //! let client = reqwest_middleware::ClientBuilder::new(client)
 //!     .with(CircuitBreakerMiddleware::new(BoxConfig::default()))
@@ -41,7 +45,7 @@
 //!     let response = client.get("http://api.example.com/v1/items").send().await.unwrap();
 //!     assert_eq!(response.status(), 503);
 //! }
-//! // Five consecutive failures opened the breaker: the sixth call fails fast…
+//! // Five failures in a row over 1.5 s opened the breaker: the sixth call fails fast…
 //! let err = client.get("http://api.example.com/v1/items").send().await.unwrap_err();
 //! assert!(is_circuit_open(&err));
 //! // …and never reached the upstream.

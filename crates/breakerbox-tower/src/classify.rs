@@ -45,10 +45,11 @@
 //! use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, CircuitOpen, classify::OkIsSuccess};
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), BoxError> {
-//! // Not HTTP: a lookup that fails with an error of its own.
+//! // Not HTTP: a lookup that takes a second and fails with an error of its own.
 //! let lookup = service_fn(|id: u32| async move {
+//!     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
 //!     if id == 0 { Err::<String, BoxError>("no such artist".into()) } else { Ok(format!("artist {id}")) }
 //! });
 //! let config = BreakerConfig::builder().consecutive_failures(2).build()?;
@@ -109,7 +110,7 @@ pub struct ClassifyFn<F>(F);
 /// use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, Outcome, State, classify};
 /// use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 ///
-/// # #[tokio::main(flavor = "current_thread")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), BoxError> {
 /// // A search whose empty answers mean the index is broken.
 /// let config = BreakerConfig::builder().consecutive_failures(2).build()?;
@@ -123,7 +124,10 @@ pub struct ClassifyFn<F>(F);
 /// let breaker = layer.breaker().clone();
 /// let mut search = ServiceBuilder::new()
 ///     .layer(layer)
-///     .service(service_fn(|_q: &str| async { Ok::<Vec<String>, BoxError>(Vec::new()) }));
+///     .service(service_fn(|_q: &str| async {
+///         tokio::time::sleep(std::time::Duration::from_secs(1)).await; // a slow, broken index
+///         Ok::<Vec<String>, BoxError>(Vec::new())
+///     }));
 /// search.ready().await?.call("daft").await?;
 /// search.ready().await?.call("punk").await?;
 /// assert_eq!(breaker.state(), State::Open);

@@ -20,7 +20,8 @@
 //!
 //! ```
 //! use breakerbox::{BoxConfig, BreakerConfig, BreakerBox, BreakerRule, Match, Outcome, Target};
-//! use std::time::Duration;
+//! use breakerbox::clock::ManualClock;
+//! use std::{sync::Arc, time::Duration};
 //!
 //! let config = BoxConfig::builder()
 //!     .defaults(BreakerConfig::builder().consecutive_failures(5).build()?)
@@ -30,14 +31,17 @@
 //!         .config(BreakerConfig::builder().consecutive_failures(3).build()?),
 //!     )
 //!     .build()?;
-//! let panel = BreakerBox::new(config);
+//! let clock = ManualClock::new();
+//! let panel = BreakerBox::builder(config).clock(Arc::new(clock.clone())).build();
 //!
 //! let vision = Target::new("https", "generativelanguage.googleapis.com", 443,
 //!     "/v1/models/gemini-pro-vision:generateContent");
 //! let text = Target::new("https", "generativelanguage.googleapis.com", 443,
 //!     "/v1/models/gemini-pro:generateContent");
 //! for _ in 0..3 {
-//!     panel.breaker(&vision).try_acquire().unwrap().record(Outcome::Failure);
+//!     let permit = panel.try_acquire(&vision).unwrap();
+//!     clock.advance(Duration::from_millis(600)); // the vision call times out after 600 ms
+//!     permit.record(Outcome::Failure);
 //! }
 //! // The vision breaker is open; text generation on the same host is not blocked.
 //! assert!(panel.breaker(&vision).try_acquire().is_err());

@@ -143,9 +143,15 @@ fn rejections_allocate_nothing() {
             } else {
                 breakerbox::BreakerName::from(format!("api.{}.example:443", name.len()))
             };
-            CircuitBreaker::builder(name, BreakerConfig::default())
-                .clock(Arc::new(clock.clone()))
-                .build()
+            CircuitBreaker::builder(
+                name,
+                BreakerConfig::builder()
+                    .consecutive_failures_span(Duration::ZERO)
+                    .build()
+                    .unwrap(),
+            )
+            .clock(Arc::new(clock.clone()))
+            .build()
         };
         let breaker = if with_recorder {
             metrics::with_local_recorder(&recorder, build)

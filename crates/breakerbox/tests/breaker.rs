@@ -49,6 +49,7 @@ fn events(b: &CircuitBreaker) -> Arc<Mutex<Vec<TransitionEvent>>> {
 fn consecutive_failures_trip_and_a_success_resets_the_run() {
     let (b, _) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(3)
             .build()
             .unwrap(),
@@ -71,6 +72,7 @@ fn consecutive_failures_trip_and_a_success_resets_the_run() {
 fn ignored_outcomes_neither_break_nor_extend_a_run() {
     let (b, _) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(2)
             .build()
             .unwrap(),
@@ -85,6 +87,7 @@ fn ignored_outcomes_neither_break_nor_extend_a_run() {
 #[test]
 fn failure_rate_waits_for_minimum_calls_over_a_count_window() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .failure_rate(0.5)
         .minimum_calls(4)
@@ -106,6 +109,7 @@ fn failure_rate_waits_for_minimum_calls_over_a_count_window() {
 #[test]
 fn count_window_forgets_old_failures() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .failure_rate(0.5)
         .minimum_calls(4)
@@ -128,7 +132,12 @@ fn count_window_forgets_old_failures() {
 
 #[test]
 fn time_window_forgets_failures_older_than_the_window() {
-    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(4));
+    let config = time_window(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .failure_rate(0.5)
+            .minimum_calls(4),
+    );
     let (b, clock) = breaker(config);
     call(&b, Outcome::Failure);
     call(&b, Outcome::Failure);
@@ -149,7 +158,12 @@ fn time_window_forgets_failures_older_than_the_window() {
 
 #[test]
 fn a_time_window_counts_every_healthy_call_in_its_rate() {
-    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(10));
+    let config = time_window(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .failure_rate(0.5)
+            .minimum_calls(10),
+    );
     let (b, clock) = breaker(config);
     // Ten healthy calls over three buckets: the first of each bucket moves the window on, the
     // others only add to their bucket.
@@ -171,7 +185,12 @@ fn a_time_window_counts_every_healthy_call_in_its_rate() {
 
 #[test]
 fn in_a_time_window_the_success_that_reaches_minimum_calls_can_trip() {
-    let config = time_window(BreakerConfig::builder().failure_rate(0.5).minimum_calls(4));
+    let config = time_window(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .failure_rate(0.5)
+            .minimum_calls(4),
+    );
     let (b, _clock) = breaker(config);
     call(&b, Outcome::Failure);
     call(&b, Outcome::Failure);
@@ -189,6 +208,7 @@ fn in_a_time_window_the_success_that_reaches_minimum_calls_can_trip() {
 fn in_a_time_window_slow_successes_count_as_slow_from_the_threshold_on() {
     // Buckets of 6 s: the first three calls land in the same one.
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .slow_call_rate(0.5, Duration::from_secs(1))
         .minimum_calls(4)
@@ -211,6 +231,7 @@ fn in_a_time_window_slow_successes_count_as_slow_from_the_threshold_on() {
 #[test]
 fn in_a_time_window_a_success_ends_a_run_of_failures_the_window_has_forgotten() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(5)
         .failure_rate(0.9)
         .time_window(Duration::from_secs(10), 10)
@@ -235,7 +256,11 @@ fn in_a_time_window_a_success_ends_a_run_of_failures_the_window_has_forgotten() 
 
 #[test]
 fn a_full_time_bucket_of_successes_halves_and_shows_no_failure() {
-    let config = time_window(BreakerConfig::builder().failure_rate(0.5));
+    let config = time_window(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .failure_rate(0.5),
+    );
     let (b, _clock) = breaker(config);
     // One more than a bucket counts (2^17 - 1), all in the first bucket.
     for _ in 0..(1 << 17) {
@@ -253,7 +278,11 @@ fn a_full_time_bucket_of_successes_halves_and_shows_no_failure() {
 
 #[test]
 fn a_success_admitted_before_a_forced_open_is_not_counted_in_a_time_window() {
-    let config = time_window(BreakerConfig::builder().failure_rate(0.5));
+    let config = time_window(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .failure_rate(0.5),
+    );
     let (b, _clock) = breaker(config);
     call(&b, Outcome::Success);
     let late = b.try_acquire().unwrap();
@@ -270,6 +299,7 @@ fn a_success_admitted_before_a_forced_open_is_not_counted_in_a_time_window() {
 #[test]
 fn slow_call_rate_trips_on_slow_successes() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .slow_call_rate(0.5, Duration::from_secs(2))
         .minimum_calls(2)
@@ -295,6 +325,7 @@ fn slow_call_rate_trips_on_slow_successes() {
 #[test]
 fn slow_calls_after_a_window_full_of_fast_ones_still_count() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .slow_call_rate(0.5, Duration::from_secs(2))
         .minimum_calls(4)
@@ -332,6 +363,7 @@ fn slow_calls_after_a_window_full_of_fast_ones_still_count() {
 #[test]
 fn rules_combine_and_the_first_to_fire_trips() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(3)
         .failure_rate(0.6)
         .minimum_calls(5)
@@ -365,6 +397,7 @@ fn rules_combine_and_the_first_to_fire_trips() {
 #[test]
 fn open_duration_grows_on_each_retrip_is_capped_and_resets_on_close() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(10))
         .open_backoff(3.0, Duration::from_secs(50))
@@ -404,6 +437,7 @@ fn open_duration_grows_on_each_retrip_is_capped_and_resets_on_close() {
 #[test]
 fn open_jitter_only_shortens_within_its_fraction() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(100))
         .open_jitter(0.2)
@@ -427,6 +461,7 @@ fn open_jitter_only_shortens_within_its_fraction() {
 fn open_jitter_on_the_longest_open_duration_trips_without_panicking() {
     let longest = Duration::from_secs(u64::MAX);
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(longest)
         .open_backoff(2.0, Duration::MAX)
@@ -445,6 +480,7 @@ fn open_jitter_on_the_longest_open_duration_trips_without_panicking() {
 #[test]
 fn half_open_admits_at_most_max_calls_and_needs_success_threshold() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .half_open_max_calls(2)
         .success_threshold(3)
@@ -468,6 +504,7 @@ fn half_open_admits_at_most_max_calls_and_needs_success_threshold() {
 #[test]
 fn any_trial_failure_reopens_and_outstanding_trials_go_stale() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .half_open_max_calls(2)
         .success_threshold(2)
@@ -488,6 +525,7 @@ fn any_trial_failure_reopens_and_outstanding_trials_go_stale() {
 #[test]
 fn a_dropped_trial_permit_frees_its_slot_and_counts_as_nothing() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .success_threshold(1)
         .build()
@@ -517,6 +555,7 @@ impl breakerbox::circuit_breaker::BreakerHolder for Holder {
 #[test]
 fn permits_held_by_a_holder_of_ones_own_behave_like_owned_ones() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .success_threshold(1)
         .build()
@@ -549,6 +588,7 @@ fn permits_held_by_a_holder_of_ones_own_behave_like_owned_ones() {
 #[test]
 fn a_slow_trial_counts_as_a_failure_when_a_slow_rule_is_set() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .slow_call_rate(1.0, Duration::from_secs(1))
         .minimum_calls(1)
@@ -565,6 +605,7 @@ fn a_slow_trial_counts_as_a_failure_when_a_slow_rule_is_set() {
 fn outcomes_of_calls_admitted_before_a_trip_are_ignored() {
     let (b, clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(2)
             .build()
             .unwrap(),
@@ -586,6 +627,7 @@ fn outcomes_of_calls_admitted_before_a_trip_are_ignored() {
 #[test]
 fn probe_is_due_every_interval_while_open_one_at_a_time() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(60))
         .probe_interval(Duration::from_secs(10))
@@ -618,6 +660,7 @@ fn probe_is_due_every_interval_while_open_one_at_a_time() {
 #[test]
 fn no_probe_once_the_open_duration_is_over() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(15))
         .probe_interval(Duration::from_secs(10))
@@ -634,7 +677,12 @@ fn no_probe_once_the_open_duration_is_over() {
 
 #[test]
 fn forced_open_rejects_until_reset() {
-    let (b, clock) = breaker(BreakerConfig::default());
+    let (b, clock) = breaker(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
     b.force_open();
     clock.advance(Duration::from_secs(3600));
     let e = b.try_acquire().unwrap_err();
@@ -648,6 +696,7 @@ fn forced_open_rejects_until_reset() {
 fn disabled_admits_everything_and_records_nothing() {
     let (b, _) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .build()
             .unwrap(),
@@ -663,6 +712,7 @@ fn disabled_admits_everything_and_records_nothing() {
 #[test]
 fn metrics_only_records_but_never_trips() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(2)
         .failure_rate(0.5)
         .minimum_calls(2)
@@ -687,6 +737,7 @@ fn metrics_only_records_but_never_trips() {
 #[test]
 fn reset_closes_clears_and_restores_the_base_open_duration() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(SEC)
         .build()
@@ -710,6 +761,7 @@ fn reset_closes_clears_and_restores_the_base_open_duration() {
 fn every_transition_emits_one_event_in_order() {
     let (b, clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .build()
             .unwrap(),
@@ -750,6 +802,7 @@ fn every_transition_emits_one_event_in_order() {
 fn clones_share_one_breaker() {
     let (b, _) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(2)
             .build()
             .unwrap(),
@@ -767,6 +820,7 @@ fn clones_share_one_breaker() {
 /// HalfOpen for 30 s.
 fn bounded_half_open() -> BreakerConfig {
     BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(10 * SEC)
         .open_backoff(2.0, 600 * SEC)
@@ -825,6 +879,7 @@ fn past_its_wait_half_open_closes_if_a_trial_had_succeeded() {
 #[test]
 fn a_panic_while_a_permit_is_held_counts_as_a_failure() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(2)
         .build()
         .unwrap();
@@ -847,6 +902,7 @@ fn a_panic_while_a_permit_is_held_counts_as_a_failure() {
 #[test]
 fn a_probe_that_never_reports_expires_after_its_timeout() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(300 * SEC)
         .probe_interval(5 * SEC)
@@ -879,9 +935,63 @@ fn a_probe_that_never_reports_expires_after_its_timeout() {
 #[test]
 fn probe_timeout_defaults_to_the_probe_interval() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .probe_interval(15 * SEC)
         .build()
         .unwrap();
     assert_eq!(config.probe_timeout(), Some(15 * SEC));
-    assert_eq!(BreakerConfig::default().probe_timeout(), None);
+    assert_eq!(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap()
+            .probe_timeout(),
+        None
+    );
+}
+
+#[test]
+fn a_run_of_failures_trips_only_once_it_spans_its_duration() {
+    // The default: 5 failures in a row, over at least 1 s.
+    let (b, clock) = breaker(BreakerConfig::default());
+    assert_eq!(b.config().consecutive_failures_span(), SEC);
+    // A burst of 50 failures in the same instant (a busy client's bad luck): still Closed.
+    for _ in 0..50 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Closed);
+    assert_eq!(b.snapshot().consecutive_failures, 50);
+    // The run goes on for a second: now it is an outage.
+    clock.advance(SEC);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+
+    // A success ends the run; the next run's clock starts at its own first failure.
+    let (b, clock) = breaker(BreakerConfig::default());
+    call(&b, Outcome::Failure);
+    clock.advance(2 * SEC);
+    call(&b, Outcome::Success);
+    for _ in 0..4 {
+        call(&b, Outcome::Failure);
+    }
+    clock.advance(SEC / 2);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Closed, "5 in a row, but over 0.5 s");
+    clock.advance(SEC / 2);
+    call(&b, Outcome::Failure);
+    assert_eq!(b.state(), State::Open);
+}
+
+#[test]
+fn a_zero_span_trips_on_any_run() {
+    let config = BreakerConfig::builder()
+        .consecutive_failures(3)
+        .consecutive_failures_span(Duration::ZERO)
+        .build()
+        .unwrap();
+    let (b, _clock) = breaker(config);
+    for _ in 0..3 {
+        call(&b, Outcome::Failure);
+    }
+    assert_eq!(b.state(), State::Open);
 }

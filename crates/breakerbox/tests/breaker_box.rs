@@ -9,9 +9,15 @@ use std::time::Duration;
 
 const PROFILES: &str = include_str!("../../../examples/scraper.toml");
 
+/// The field's profiles, with runs of failures tripping however fast they come (the tests
+/// here are about routing; `a_run_must_last_its_span_at_the_field_profiles` keeps the span).
 fn field_box() -> (BreakerBox, ManualClock) {
     let clock = ManualClock::new();
-    let panel = BreakerBox::builder(BoxConfig::from_toml(PROFILES).unwrap())
+    let profiles = PROFILES.replace(
+        "[defaults]\n",
+        "[defaults]\nconsecutive_failures_span = \"0s\"\n",
+    );
+    let panel = BreakerBox::builder(BoxConfig::from_toml(&profiles).unwrap())
         .clock(Arc::new(clock.clone()))
         .build();
     (panel, clock)
@@ -77,7 +83,10 @@ fn unmatched_targets_get_a_breaker_per_scheme_host_and_port() {
     assert_eq!(plain.name(), "example.org");
     assert_eq!(
         a.config(),
-        &BreakerConfig::from_toml("consecutive_failures = 5\nopen_duration = \"60s\"").unwrap()
+        &BreakerConfig::from_toml(
+            "consecutive_failures = 5\nconsecutive_failures_span = \"0s\"\nopen_duration = \"60s\""
+        )
+        .unwrap()
     );
 }
 
@@ -110,6 +119,12 @@ fn each_rule_has_its_own_thresholds() {
 #[test]
 fn past_the_cap_new_targets_share_a_metrics_only_overflow_breaker() {
     let config = BoxConfig::builder()
+        .defaults(
+            BreakerConfig::builder()
+                .consecutive_failures_span(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
         .rule(BreakerRule::new("known", Match::host("known.com")))
         .max_breakers(3)
         .build()
@@ -157,6 +172,7 @@ fn a_shared_overflow_breaker_protects_the_overflow_together() {
         .overflow(Overflow::Shared)
         .defaults(
             BreakerConfig::builder()
+                .consecutive_failures_span(Duration::ZERO)
                 .consecutive_failures(2)
                 .build()
                 .unwrap(),
@@ -252,4 +268,33 @@ fn every_spelling_of_a_host_reaches_its_one_breaker() {
     assert!(a.ptr_eq(&b));
     assert_eq!(a.name(), "example.org");
     assert_eq!(panel.breaker(&https(".", "/")).name(), ".");
+}
+
+#[test]
+fn a_run_must_last_its_span_at_the_field_profiles() {
+    let clock = ManualClock::new();
+    let panel = BreakerBox::builder(BoxConfig::from_toml(PROFILES).unwrap())
+        .clock(Arc::new(clock.clone()))
+        .build();
+    let musicbrainz = https("musicbrainz.org", "/ws/2/recording");
+    // Three failures in a millisecond (a busy client, unlucky): not an outage.
+    fail(&panel, &musicbrainz, 3);
+    assert_eq!(panel.named("musicbrainz").unwrap().state(), State::Closed);
+    // A scraper's pace, one request every 400 ms: the run that reaches 3 has lasted 1.2 s.
+    panel
+        .try_acquire(&musicbrainz)
+        .unwrap()
+        .record(Outcome::Success);
+    for _ in 0..3 {
+        clock.advance(Duration::from_millis(400));
+        fail(&panel, &musicbrainz, 1);
+    }
+    assert_eq!(
+        panel.named("musicbrainz").unwrap().state(),
+        State::Closed,
+        "0.8 s so far"
+    );
+    clock.advance(Duration::from_millis(400));
+    fail(&panel, &musicbrainz, 1);
+    assert_eq!(panel.named("musicbrainz").unwrap().state(), State::Open);
 }

@@ -265,6 +265,12 @@ fn the_overflow_breaker_blocks_nobody_or_everybody_as_configured() {
     let _serial = lock(&SERIAL);
     for (overflow, blocks) in [(Overflow::MetricsOnly, false), (Overflow::Shared, true)] {
         let config = BoxConfig::builder()
+            .defaults(
+                breakerbox::BreakerConfig::builder()
+                    .consecutive_failures_span(Duration::ZERO)
+                    .build()
+                    .unwrap(),
+            )
             .max_breakers(2)
             .overflow(overflow)
             .build()

@@ -410,7 +410,7 @@ proptest! {
         jitter in any_f64(),
         retrips in 0usize..6,
     ) {
-        let built = BreakerConfig::builder()
+        let built = BreakerConfig::builder().consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .open_duration(open)
             .open_backoff(multiplier, max)
@@ -464,6 +464,7 @@ proptest! {
 fn a_retrip_never_shortens_a_long_open_duration() {
     let open = Duration::new(41_162_369, 498_810_248);
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(open)
         .open_backoff(1.0, Duration::from_nanos(u64::MAX))

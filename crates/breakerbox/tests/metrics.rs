@@ -76,6 +76,7 @@ fn calls_transitions_state_and_durations_are_published() {
         CircuitBreaker::builder(
             "lastfm",
             BreakerConfig::builder()
+                .consecutive_failures_span(Duration::ZERO)
                 .consecutive_failures(2)
                 .build()
                 .unwrap(),
@@ -144,6 +145,7 @@ fn a_time_window_publishes_every_healthy_calls_duration() {
         CircuitBreaker::builder(
             "beatport",
             BreakerConfig::builder()
+                .consecutive_failures_span(Duration::ZERO)
                 .failure_rate(0.5)
                 .time_window(Duration::from_secs(60), 60)
                 .build()
@@ -229,7 +231,13 @@ fn calls_are_published_in_batches_and_flushed_exactly() {
     let recorder = DebuggingRecorder::new();
     let mut published = Published::of(&recorder);
     let breaker = metrics::with_local_recorder(&recorder, || {
-        CircuitBreaker::new("discogs", BreakerConfig::default())
+        CircuitBreaker::new(
+            "discogs",
+            BreakerConfig::builder()
+                .consecutive_failures_span(Duration::ZERO)
+                .build()
+                .unwrap(),
+        )
     });
     let successes = |published: &mut Published| {
         published.counter(

@@ -64,6 +64,8 @@ struct Cfg {
     probe_ms: Option<u64>,
     /// `max_half_open_wait`.
     half_open_wait_ms: u64,
+    /// `consecutive_failures_span`.
+    span_ms: u64,
     histogram: bool,
     /// Where the clock stands when the breaker is built.
     start_ms: u64,
@@ -86,6 +88,7 @@ impl Cfg {
             success_threshold: 1,
             probe_ms: None,
             half_open_wait_ms: 120_000,
+            span_ms: 0,
             histogram: false,
             start_ms: 0,
         }
@@ -113,7 +116,8 @@ impl Cfg {
             .open_backoff(self.multiplier, ms(self.max_open_ms))
             .half_open_max_calls(self.half_open_max)
             .success_threshold(self.success_threshold)
-            .max_half_open_wait(ms(self.half_open_wait_ms));
+            .max_half_open_wait(ms(self.half_open_wait_ms))
+            .consecutive_failures_span(ms(self.span_ms));
         if let Some(p) = self.probe_ms {
             b = b.probe_interval(ms(p));
         }
@@ -163,7 +167,10 @@ fn cfg() -> impl Strategy<Value = Cfg> {
         1u32..=4,
         1u32..=4,
         prop::option::of(prop::sample::select(vec![300u64, 1000, 3000])),
-        prop::sample::select(vec![500u64, 2000, 120_000]),
+        (
+            prop::sample::select(vec![500u64, 2000, 120_000]),
+            prop::sample::select(vec![0u64, 0, 300, 1000]),
+        ),
         any::<bool>(),
         prop::sample::select(vec![0u64, 7, 1000, 123_456]),
     );
@@ -177,7 +184,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
                 half_open_max,
                 success_threshold,
                 probe_ms,
-                half_open_wait_ms,
+                (half_open_wait_ms, span_ms),
                 histogram,
                 start_ms,
             ),
@@ -196,6 +203,7 @@ fn cfg() -> impl Strategy<Value = Cfg> {
                 success_threshold,
                 probe_ms,
                 half_open_wait_ms,
+                span_ms,
                 histogram,
                 start_ms,
             };
@@ -384,6 +392,8 @@ struct Model {
     probe_claim: u64,
     /// When the current HalfOpen period began.
     half_open_since: u64,
+    /// When the current run of failures began.
+    run_started: u64,
     events: Vec<Event>,
 }
 
@@ -403,6 +413,7 @@ impl Model {
             probe_due_at: u64::MAX,
             probe_claim: 0,
             half_open_since: 0,
+            run_started: 0,
             events: Vec::new(),
             cfg,
         }
@@ -564,6 +575,9 @@ impl Model {
                     Some(Outcome::Ignored) | None => return,
                 };
                 if failure {
+                    if self.run == 0 {
+                        self.run_started = self.now;
+                    }
                     self.run += 1;
                 } else {
                     self.run = 0;
@@ -572,7 +586,12 @@ impl Model {
                 if self.state == State::MetricsOnly {
                     return;
                 }
-                if self.cfg.consecutive.is_some_and(|n| self.run >= n) {
+                // Rule: a run trips once it is long enough and has lasted the span.
+                // (A rule of 1 has nothing to span.)
+                if self.cfg.consecutive.is_some_and(|n| {
+                    self.run >= n
+                        && (n == 1 || self.now - self.run_started >= self.cfg.span_ms * MS)
+                }) {
                     self.transition(State::Open, "consecutive_failures");
                     return;
                 }

@@ -82,6 +82,7 @@ fn the_monotonic_clock_moves() {
 #[test]
 fn breaker_config_getters_return_what_was_set() {
     let c = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(7)
         .failure_rate(0.25)
         .slow_call_rate(0.75, 3 * SEC)
@@ -113,12 +114,14 @@ fn breaker_config_getters_return_what_was_set() {
 #[test]
 fn minimum_calls_may_equal_the_window_size() {
     let c = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .failure_rate(0.5)
         .count_window(10)
         .minimum_calls(10)
         .build();
     assert!(c.is_ok(), "{c:?}");
     let c = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .failure_rate(0.5)
         .count_window(10)
         .minimum_calls(11)
@@ -151,6 +154,7 @@ fn config_limits_are_inclusive() {
 #[test]
 fn a_refusal_says_why() {
     let err = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .open_duration(Duration::ZERO)
         .build()
         .unwrap_err();
@@ -227,7 +231,10 @@ fn a_config_file_is_read_from_disk() {
 
 #[test]
 fn http_statuses_map_to_outcomes() {
-    let config = breakerbox::BreakerConfig::default();
+    let config = breakerbox::BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
+        .build()
+        .unwrap();
     let of = |status| config.outcome_of(breakerbox::AttemptOutcome::Status(status));
     for status in [408, 429, 500, 503, 599] {
         assert_eq!(of(status), Outcome::Failure, "{status}");
@@ -268,7 +275,13 @@ fn debug_output_names_the_type_and_its_parts() {
     assert!(shown.starts_with("BreakerBox"), "{shown}");
     assert!(shown.contains("breakers: 1"), "{shown}");
 
-    let builder = CircuitBreaker::builder("debugged", BreakerConfig::default());
+    let builder = CircuitBreaker::builder(
+        "debugged",
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
     let shown = format!("{builder:?}");
     assert!(shown.contains("debugged"), "{shown}");
     let cb = builder.build();
@@ -418,6 +431,7 @@ fn past_the_cap_every_rule_is_tried_in_order() {
 /// Trips on one failure; open for 10 s every time (no growth).
 fn trips_at_once() -> breakerbox::config::BreakerConfigBuilder {
     BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(10 * SEC)
         .open_backoff(1.0, 10 * SEC)
@@ -505,6 +519,7 @@ fn open_jitter_shortens_every_open_duration_by_at_most_its_fraction() {
     let d = 100 * SEC;
     let (b, _clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .open_duration(d)
             .open_jitter(0.5)
@@ -700,6 +715,7 @@ fn a_probe_ticket_shows_its_breaker() {
 fn snapshot_rates_are_over_the_calls_in_the_window() {
     let (b, clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .no_consecutive_failures()
             .failure_rate(0.9)
             .slow_call_rate(0.9, SEC)
@@ -791,6 +807,7 @@ fn a_count_window_without_a_slow_call_rule_never_reads_the_clock_in_closed() {
     let b = CircuitBreaker::builder(
         "counted",
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .failure_rate(0.5)
             .count_window(10)
             .minimum_calls(10)
@@ -819,6 +836,7 @@ fn a_count_window_without_a_slow_call_rule_never_reads_the_clock_in_closed() {
 fn a_full_time_bucket_halves_its_counts() {
     let (b, _clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .failure_rate(0.5)
             .minimum_calls(1)
             .time_window(10 * SEC, 10)
@@ -1084,6 +1102,7 @@ fn a_bucket_skipped_by_traffic_is_still_emptied_when_time_passes_it() {
     // 0, 256, 512, ... and bucket 4096 carries bucket 0's tag.
     let (b, clock) = breaker(
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .no_consecutive_failures()
             .failure_rate(1.0)
             .minimum_calls(256)

@@ -54,6 +54,7 @@ const TWO_FAILURES: &str = r#"
     name = "espn"
     match = { host = "site.api.espn.com" }
     consecutive_failures = 2
+    consecutive_failures_span = "0s"
 "#;
 
 #[tokio::test(start_paused = true)]
@@ -207,6 +208,7 @@ async fn a_redirect_is_charged_to_the_host_that_answered() {
             r#"
             [defaults]
             consecutive_failures = 2
+            consecutive_failures_span = "0s"
             "#,
         );
         let panel = mw.breakers().clone();

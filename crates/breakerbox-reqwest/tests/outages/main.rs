@@ -18,6 +18,16 @@ use tokio::net::TcpListener;
 
 const PROFILES: &str = include_str!("../../../../examples/scraper.toml");
 
+/// The field's profiles, with runs of failures tripping however fast they come: these loopback
+/// upstreams fail in microseconds, and the tests are about which breaker opens.
+fn profiles() -> BoxConfig {
+    BoxConfig::from_toml(&PROFILES.replace(
+        "[defaults]\n",
+        "[defaults]\nconsecutive_failures_span = \"0s\"\n",
+    ))
+    .unwrap()
+}
+
 /// A loopback upstream: answers 503 on the paths listed in `failing`, 200 elsewhere, and counts
 /// requests per path prefix.
 #[derive(Clone, Default)]
@@ -85,7 +95,7 @@ async fn field(upstreams: &[(&str, &Upstream)]) -> Field {
         builder = builder.resolve(host, upstream.start().await);
     }
     let clock = ManualClock::new();
-    let panel = BreakerBox::builder(BoxConfig::from_toml(PROFILES).unwrap())
+    let panel = BreakerBox::builder(profiles())
         .clock(Arc::new(clock.clone()))
         .build();
     let client = ClientBuilder::new(builder.build().unwrap())
@@ -197,7 +207,7 @@ async fn a_refused_connection_counts_as_a_failure() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let config = BoxConfig::from_toml(PROFILES).unwrap();
+    let config = profiles();
     let middleware = CircuitBreakerMiddleware::new(config);
     let panel = middleware.breakers().clone();
     let client = ClientBuilder::new(
@@ -269,6 +279,7 @@ async fn a_health_check_admits_trials_before_the_open_duration_ends() {
         name = "spotify"
         match = { host = "api.spotify.com" }
         consecutive_failures = 2
+        consecutive_failures_span = "0s"
         open_duration = "120s"
         probe_interval = "10s"
         health_url = "http://api.spotify.com/health"

@@ -213,7 +213,7 @@ async fn a_streaming_body_is_sent_exactly_once_and_not_refused() {
 async fn retries_go_through_the_breaker_and_the_caller_gets_the_last_real_answer() {
     let (upstream, addr) = Upstream::start(&[(503, None)]).await;
     let config = BoxConfig::from_toml(
-        "[[breakers]]\nname = \"musicbrainz\"\nmatch = { host = \"musicbrainz.org\" }\nconsecutive_failures = 3",
+        "[[breakers]]\nname = \"musicbrainz\"\nmatch = { host = \"musicbrainz.org\" }\nconsecutive_failures = 3\nconsecutive_failures_span = \"0s\"",
     )
     .unwrap();
     let breakers = CircuitBreakerMiddleware::new(config);

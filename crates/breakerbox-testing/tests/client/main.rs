@@ -119,7 +119,9 @@ async fn a_client_timeout_fires_on_tokios_clock_over_both_protocols() {
 #[tokio::test(start_paused = true)]
 async fn the_breaker_opens_after_five_503s_and_the_upstream_sees_five() {
     let upstream = Upstream::builder()
-        .script(Script::sequence([Reply::status(503)]))
+        .script(Script::sequence([
+            Reply::status(503).delay(Duration::from_millis(300))
+        ]))
         .start()
         .await;
     let client = client_for([("api.example.com", &upstream)])

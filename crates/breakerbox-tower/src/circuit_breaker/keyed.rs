@@ -162,7 +162,7 @@ impl<S: fmt::Debug, K, C> fmt::Debug for KeyedCircuitBreaker<S, K, C> {
 /// use breakerbox_tower::{BoxConfig, KeyedCircuitBreakerLayer};
 /// use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 ///
-/// # #[tokio::main(flavor = "current_thread")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), BoxError> {
 /// // The field's profile: Spotify trips after 10 failures, any other host after 5.
 /// let layer = KeyedCircuitBreakerLayer::new(BoxConfig::from_toml(r#"
@@ -173,6 +173,7 @@ impl<S: fmt::Debug, K, C> fmt::Debug for KeyedCircuitBreaker<S, K, C> {
 /// "#)?);
 /// let panel = layer.breakers().clone(); // the status table, health and snapshots
 /// let mut client = ServiceBuilder::new().layer(layer).service(service_fn(|_: http::Request<()>| async {
+///     tokio::time::sleep(std::time::Duration::from_millis(300)).await; // the upstream takes 300 ms
 ///     Ok::<_, BoxError>(http::Response::builder().status(503).body(String::new())?)
 /// }));
 /// for _ in 0..5 {

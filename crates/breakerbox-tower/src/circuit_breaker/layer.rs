@@ -19,13 +19,14 @@ use tower::Layer;
 /// use breakerbox_tower::{BreakerConfig, CircuitBreakerLayer, State};
 /// use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 ///
-/// # #[tokio::main(flavor = "current_thread")]
+/// # #[tokio::main(flavor = "current_thread", start_paused = true)]
 /// # async fn main() -> Result<(), BoxError> {
 /// // MusicBrainz, as the field runs it: 3 failures in a row, 2 successes to close.
 /// let config = BreakerConfig::builder().consecutive_failures(3).success_threshold(2).build()?;
 /// let layer = CircuitBreakerLayer::named("musicbrainz", config);
 /// let breaker = layer.breaker().clone(); // for its state, snapshot and controls
 /// let mut client = ServiceBuilder::new().layer(layer).service(service_fn(|_: http::Request<()>| async {
+///     tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the upstream takes 500 ms
 ///     Ok::<_, BoxError>(http::Response::builder().status(502).body(String::new())?)
 /// }));
 ///

@@ -50,10 +50,11 @@
 //! use std::time::Duration;
 //! use tower::{BoxError, Service, ServiceBuilder, ServiceExt, service_fn};
 //!
-//! # #[tokio::main(flavor = "current_thread")]
+//! # #[tokio::main(flavor = "current_thread", start_paused = true)]
 //! # async fn main() -> Result<(), BoxError> {
-//! // An upstream answering 503: hyper-util's client in a real program.
+//! // An upstream answering 503 after 500 ms: hyper-util's client in a real program.
 //! let client = service_fn(|_req: http::Request<String>| async {
+//!     tokio::time::sleep(Duration::from_millis(500)).await;
 //!     Ok::<_, BoxError>(http::Response::builder().status(503).body(String::new())?)
 //! });
 //! let config = BreakerConfig::builder().consecutive_failures(3).build()?;

@@ -14,6 +14,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 use tower::{Layer, Service};
 
 #[global_allocator]
@@ -54,6 +55,7 @@ fn ten_thousand_closed_calls_allocate_nothing() {
     let breaker = breakerbox::CircuitBreaker::builder(
         "upstream",
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(5)
             .failure_rate(0.5)
             .count_window(100)

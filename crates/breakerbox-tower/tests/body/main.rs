@@ -82,6 +82,7 @@ fn service(
 
 fn one_failure_opens() -> BreakerConfig {
     BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(60 * SEC)
         .build()
@@ -116,6 +117,7 @@ async fn a_200_whose_body_breaks_off_is_a_failure() {
 #[tokio::test(start_paused = true)]
 async fn a_body_read_to_its_end_or_dropped_early_gives_the_status_outcome() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(2)
         .build()
         .unwrap();
@@ -152,6 +154,7 @@ async fn a_failing_status_is_recorded_when_its_head_arrives() {
 #[tokio::test(start_paused = true)]
 async fn the_slow_call_clock_runs_to_the_end_of_the_body() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .slow_call_rate(1.0, 2 * SEC)
         .minimum_calls(2)
@@ -196,8 +199,18 @@ async fn a_half_open_trial_holds_its_slot_until_its_body_ends() {
 
 #[tokio::test(start_paused = true)]
 async fn unnamed_breakers_never_share_a_name() {
-    let a = CircuitBreakerLayer::new(BreakerConfig::default());
-    let b = CircuitBreakerLayer::new(BreakerConfig::default());
+    let a = CircuitBreakerLayer::new(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
+    let b = CircuitBreakerLayer::new(
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
     assert_ne!(a.breaker().name(), b.breaker().name());
     assert!(a.breaker().name().starts_with("circuit_breaker_"));
     assert!(b.breaker().name().starts_with("circuit_breaker_"));

@@ -19,6 +19,7 @@ fn status(code: u16) -> Response {
 
 fn config(failures: u32) -> BreakerConfig {
     BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(failures)
         .open_duration(Duration::from_secs(60))
         .build()
@@ -206,6 +207,7 @@ async fn response_futures_name_their_layer_in_debug_output() {
 #[tokio::test(start_paused = true)]
 async fn open_duration_grows_on_each_failed_trial() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(10))
         .open_backoff(2.0, Duration::from_secs(25))
@@ -230,6 +232,7 @@ async fn open_duration_grows_on_each_failed_trial() {
 #[tokio::test(start_paused = true)]
 async fn a_successful_probe_admits_trials_before_the_open_duration_ends() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(Duration::from_secs(300))
         .probe_interval(Duration::from_secs(10))
@@ -276,10 +279,12 @@ async fn keyed_breakers_isolate_routes_on_one_host() {
         r#"
         [defaults]
         consecutive_failures = 5
+        consecutive_failures_span = "0s"
         [[breakers]]
         name = "google_ai_vision"
         match = { host = "generativelanguage.googleapis.com", path_prefix = "/v1beta/models/gemini-pro-vision" }
         consecutive_failures = 3
+        consecutive_failures_span = "0s"
         [[breakers]]
         name = "google_ai_text"
         match = { host = "generativelanguage.googleapis.com" }
@@ -347,6 +352,7 @@ async fn dropped_futures_never_wedge_a_half_open_breaker() {
     for seed in 0..300 {
         let mut rng = fastrand::Rng::with_seed(seed);
         let config = BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .half_open_max_calls(2)
             .success_threshold(2)
@@ -416,6 +422,7 @@ async fn dropped_futures_never_wedge_a_half_open_breaker() {
 #[tokio::test(start_paused = true)]
 async fn failure_rate_over_a_time_window_trips_the_layer() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .failure_rate(0.5)
         .minimum_calls(4)
@@ -449,6 +456,7 @@ async fn failure_rate_over_a_time_window_trips_the_layer() {
 #[tokio::test(start_paused = true)]
 async fn slow_calls_measured_on_tokio_time_trip_the_layer() {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .no_consecutive_failures()
         .slow_call_rate(0.5, Duration::from_secs(2))
         .minimum_calls(2)

@@ -80,6 +80,7 @@ async fn the_breaker_opens_rejects_without_reaching_the_server_and_closes_after_
     let breaker = CircuitBreaker::builder(
         "loopback",
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(3)
             .open_duration(Duration::from_secs(30))
             .success_threshold(2)
@@ -165,6 +166,7 @@ async fn a_refused_connection_is_a_failure_and_is_retried() {
     let breaker = CircuitBreakerLayer::named(
         "refused",
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(3)
             .build()
             .unwrap(),
@@ -223,19 +225,23 @@ async fn a_connection_closed_before_the_response_is_retried() {
 }
 
 /// The obvious lines, as a newcomer writes them, over hyper-util's client against a loopback
-/// server answering 503: the breaker opens on the default rule (5 failures in a row) with no
-/// classifier named, and the retry layer retries a GET but sends a POST once.
-#[tokio::test]
+/// upstream answering 503 after 300 ms (the test kit's, in paused time): the breaker opens on
+/// the default rule (5 failures in a row, over at least 1 s) with no classifier named, and the
+/// retry layer retries a GET but sends a POST once.
+#[tokio::test(start_paused = true)]
 async fn the_obvious_lines_are_right_for_http() {
-    let upstream = Upstream::default();
-    upstream.failing.store(true, Ordering::SeqCst);
-    let addr = upstream.start().await;
+    use breakerbox_testing::{Reply, Upstream};
+
+    let upstream = Upstream::builder()
+        .script(Reply::status(503).delay(Duration::from_millis(300)))
+        .start()
+        .await;
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
 
     let layer = CircuitBreakerLayer::new(BreakerConfig::default());
     let breaker = layer.breaker().clone();
     let mut svc = ServiceBuilder::new().layer(layer).service(client.clone());
-    let url = format!("http://{addr}/v1/scoreboard");
+    let url = upstream.url("/v1/scoreboard");
     let mut answered = 0;
     let rejection = loop {
         let req = http::Request::get(&url)

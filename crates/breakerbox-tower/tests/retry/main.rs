@@ -356,6 +356,7 @@ async fn circuit_open_is_never_retried_and_the_caller_gets_the_last_real_answer(
     let breaker = CircuitBreakerLayer::named(
         "spotify",
         BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(3)
             .build()
             .unwrap(),
@@ -390,7 +391,13 @@ async fn circuit_open_is_never_retried_and_the_caller_gets_the_last_real_answer(
 
 #[tokio::test(start_paused = true)]
 async fn composes_with_rate_limit_behind_a_buffer_and_concurrency_limit() {
-    let breaker = CircuitBreakerLayer::named("musicbrainz", BreakerConfig::default());
+    let breaker = CircuitBreakerLayer::named(
+        "musicbrainz",
+        BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
+            .build()
+            .unwrap(),
+    );
     let upstream = Upstream::new([Answer::Status(503), Answer::Status(200)]);
     // MusicBrainz asks for 1 request per second.
     let svc = ServiceBuilder::new()

@@ -115,8 +115,11 @@ impl<'a> Target<'a> {
 ///
 /// ```
 /// use breakerbox::{BoxConfig, BreakerBox, Outcome, Target};
+/// use breakerbox::clock::ManualClock;
+/// use std::{sync::Arc, time::Duration};
 ///
-/// let panel = BreakerBox::new(BoxConfig::from_toml(r#"
+/// let clock = ManualClock::new();
+/// let panel = BreakerBox::builder(BoxConfig::from_toml(r#"
 ///     [defaults]
 ///     consecutive_failures = 5
 ///
@@ -124,10 +127,12 @@ impl<'a> Target<'a> {
 ///     name = "musicbrainz"
 ///     match = { host = "musicbrainz.org" }
 ///     consecutive_failures = 3
-/// "#)?);
+/// "#)?).clock(Arc::new(clock.clone())).build();
 /// let musicbrainz = Target::new("https", "musicbrainz.org", 443, "/ws/2/recording");
 /// for _ in 0..3 {
-///     panel.try_acquire(&musicbrainz)?.record(Outcome::Failure);
+///     let permit = panel.try_acquire(&musicbrainz)?;
+///     clock.advance(Duration::from_secs(1)); // MusicBrainz, at one request a second
+///     permit.record(Outcome::Failure);
 /// }
 /// let open = panel.try_acquire(&musicbrainz).unwrap_err();
 /// assert_eq!(open.breaker(), "musicbrainz");

@@ -4,8 +4,9 @@
 //! it is failing. It is a cheap, cloneable handle: clones share one breaker.
 //!
 //! - **Closed**: calls pass. The breaker trips to Open when any configured rule fires:
-//!   `consecutive_failures` in a row, or a `failure_rate` / `slow_call_rate` over a sliding
-//!   window once it holds `minimum_calls`.
+//!   `consecutive_failures` in a row that have lasted `consecutive_failures_span` (1 s by
+//!   default: a short burst of failures at a high request rate is chance, not an outage), or a
+//!   `failure_rate` / `slow_call_rate` over a sliding window once it holds `minimum_calls`.
 //! - **Open**: calls are rejected with [`CircuitOpen`] without reaching the upstream, for
 //!   `open_duration`; each re-trip from HalfOpen multiplies that by `open_backoff_multiplier`,
 //!   up to `max_open_duration`, and a close resets it.
@@ -59,8 +60,10 @@
 //!     .clock(Arc::new(clock.clone()))
 //!     .build();
 //!
+//! // Three failures in a row, half a second apart: a run that lasts the default span of 1 s.
 //! for _ in 0..3 {
 //!     let permit = breaker.try_acquire().expect("closed: admitted");
+//!     clock.advance(Duration::from_millis(500)); // the call takes 500 ms, then fails
 //!     permit.record(Outcome::Failure);
 //! }
 //! assert_eq!(breaker.state(), State::Open);
@@ -175,9 +178,14 @@ impl fmt::Display for State {
 /// ```
 /// use breakerbox::{AttemptOutcome, BreakerConfig, CircuitBreaker, State};
 ///
-/// let breaker = CircuitBreaker::new("discogs", BreakerConfig::builder().consecutive_failures(2).build()?);
+/// let config = BreakerConfig::builder().consecutive_failures(2).build()?;
+/// let clock = breakerbox::clock::ManualClock::new();
+/// let breaker = CircuitBreaker::builder("discogs", config)
+///     .clock(std::sync::Arc::new(clock.clone()))
+///     .build();
 /// for status in [503, 502] {
 ///     let permit = breaker.try_acquire()?;
+///     clock.advance(std::time::Duration::from_secs(1)); // each call takes a second
 ///     // ... make the call, then report what came back; the config says what it counts as.
 ///     permit.report(AttemptOutcome::Status(status));
 /// }
@@ -198,6 +206,11 @@ pub(crate) struct Inner {
     clock: SharedClock,
     /// `consecutive_failures`, or `u32::MAX` when the rule is off.
     run_threshold: u32,
+    /// `consecutive_failures_span` in nanoseconds: how long a run must last to trip (0: any).
+    span_nanos: u64,
+    /// When the current run of failures began (clock nanoseconds), written by the failure that
+    /// starts it, before the run counts it. Only read and written on failures.
+    run_started: AtomicU64,
     /// `slow_call_duration` in nanoseconds, or `u64::MAX` when no slow-call rule is set.
     slow_nanos: u64,
     /// Whether admission reads the clock so that recording knows the call's duration.
@@ -483,6 +496,13 @@ impl Builder {
             metrics: BreakerMetrics::new(self.name.clone(), State::Closed, histogram),
             name: self.name,
             run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
+            // One failure has nothing to span: a rule of 1 trips at once.
+            span_nanos: if config.consecutive_failures.is_some_and(|n| n > 1) {
+                nanos(config.consecutive_failures_span)
+            } else {
+                0
+            },
+            run_started: AtomicU64::new(0),
             measure: slow_nanos != u64::MAX || histogram,
             histogram,
             slow_nanos,
@@ -725,7 +745,9 @@ impl Inner {
             }
             return;
         };
-        let needs_now = self.measure || self.window.as_ref().is_some_and(Window::needs_time);
+        let needs_now = self.measure
+            || self.window.as_ref().is_some_and(Window::needs_time)
+            || (self.span_nanos != 0 && outcome == Outcome::Failure);
         let now = if needs_now { self.now() } else { 0 };
         let duration = self.measure.then(|| now.saturating_sub(ticket.start));
         self.metrics
@@ -749,7 +771,7 @@ impl Inner {
             Outcome::Ignored => return,
         };
         let run = if failure {
-            match self.count_failure(generation) {
+            match self.count_failure(generation, now) {
                 Some(run) => run,
                 None => return, // a transition won the race: stale
             }
@@ -764,7 +786,7 @@ impl Inner {
         if w.kind() == METRICS_ONLY {
             return;
         }
-        let reason = if run >= self.run_threshold {
+        let reason = if run >= self.run_threshold && self.run_lasted(now) {
             Some(TransitionReason::ConsecutiveFailures { count: run })
         } else {
             // Rates are in (0, 1]: a window without failures or slow calls cannot trip.
@@ -781,13 +803,25 @@ impl Inner {
         }
     }
 
-    /// Adds a failure to the run of `generation`; `None` if the run belongs to a later one.
+    /// Whether the current run of failures has lasted `consecutive_failures_span` by `now`.
     #[inline]
-    fn count_failure(&self, generation: u32) -> Option<u32> {
+    fn run_lasted(&self, now: u64) -> bool {
+        self.span_nanos == 0
+            || now.saturating_sub(self.run_started.load(Ordering::Acquire)) >= self.span_nanos
+    }
+
+    /// Adds a failure to the run of `generation`; `None` if the run belongs to a later one. The
+    /// failure that starts a run notes when (before the run counts it, so that every failure
+    /// counted after it reads a start of this run, or a later one: never too early).
+    #[inline]
+    fn count_failure(&self, generation: u32, now: u64) -> Option<u32> {
         let mut run = self.run.load(Ordering::Relaxed);
         loop {
             if (run >> 32) as u32 != generation {
                 return None;
+            }
+            if run as u32 == 0 && self.span_nanos != 0 {
+                self.run_started.store(now, Ordering::Release);
             }
             let count = (run as u32).saturating_add(1);
             let next = u64::from(generation) << 32 | u64::from(count);

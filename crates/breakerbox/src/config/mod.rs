@@ -73,6 +73,7 @@ impl Default for WindowConfig {
 /// | key | default | meaning |
 /// | --- | --- | --- |
 /// | `consecutive_failures` | 5 | trip after this many failures in a row (`false` turns it off) |
+/// | `consecutive_failures_span` | `"1s"` | ... that have lasted at least this long, from the run's first failure (`"0s"`: any run) |
 /// | `failure_rate` | off | trip when failures / calls in the window reach this (0, 1] |
 /// | `slow_call_rate` | off | trip when slow calls / calls in the window reach this (0, 1] |
 /// | `slow_call_duration` | `"60s"` | a call at least this long is slow |
@@ -107,6 +108,8 @@ impl Default for WindowConfig {
 pub struct BreakerConfig {
     #[serde(with = "number::toggle")]
     pub(crate) consecutive_failures: Option<u32>,
+    #[serde(with = "duration")]
+    pub(crate) consecutive_failures_span: Duration,
     #[serde(with = "number::toggle")]
     pub(crate) failure_rate: Option<f64>,
     #[serde(with = "number::toggle")]
@@ -145,6 +148,7 @@ impl Default for BreakerConfig {
     fn default() -> Self {
         Self {
             consecutive_failures: Some(5),
+            consecutive_failures_span: Duration::from_secs(1),
             failure_rate: None,
             slow_call_rate: None,
             slow_call_duration: Duration::from_secs(60),
@@ -171,6 +175,7 @@ impl Default for BreakerConfig {
 impl PartialEq for BreakerConfig {
     fn eq(&self, other: &Self) -> bool {
         self.consecutive_failures == other.consecutive_failures
+            && self.consecutive_failures_span == other.consecutive_failures_span
             && self.failure_rate == other.failure_rate
             && self.slow_call_rate == other.slow_call_rate
             && self.slow_call_duration == other.slow_call_duration
@@ -224,6 +229,18 @@ impl BreakerConfig {
     /// Trip after this many failures in a row, if set.
     pub fn consecutive_failures(&self) -> Option<u32> {
         self.consecutive_failures
+    }
+    /// How long a run of `consecutive_failures` failures must last to trip the breaker.
+    ///
+    /// At a high request rate a short run of failures is chance: with 30 % of calls failing at
+    /// random, five in a row turn up every few hundred calls, a few seconds apart at 100 calls a
+    /// second. An outage fails every call for longer than that. So a run trips only once it
+    /// spans this long from its first failure (default 1 s): a scraper sending one request a
+    /// second trips on its fifth failure as before, a busy client on a real outage within the
+    /// first second, and neither on bad luck. `Duration::ZERO` trips on any run, and so does
+    /// `consecutive_failures = 1` (a single failure has nothing to span).
+    pub fn consecutive_failures_span(&self) -> Duration {
+        self.consecutive_failures_span
     }
     /// Trip when the failure rate in the window reaches this, if set.
     pub fn failure_rate(&self) -> Option<f64> {
@@ -495,6 +512,12 @@ impl BreakerConfigBuilder {
     /// Trip after `n` failures in a row.
     pub fn consecutive_failures(mut self, n: u32) -> Self {
         self.config.consecutive_failures = Some(n);
+        self
+    }
+    /// A run of failures trips only once it has lasted `span` (default 1 s; `Duration::ZERO`
+    /// for any run): see [`BreakerConfig::consecutive_failures_span`].
+    pub fn consecutive_failures_span(mut self, span: Duration) -> Self {
+        self.config.consecutive_failures_span = span;
         self
     }
     /// Turn the consecutive-failures rule off (a rate rule must then be set).

@@ -162,6 +162,12 @@ pub struct BreakerRule {
     consecutive_failures: Option<Option<u32>>,
     #[serde(
         default,
+        with = "duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    consecutive_failures_span: Option<Duration>,
+    #[serde(
+        default,
         with = "number::toggle::option",
         skip_serializing_if = "Option::is_none"
     )]
@@ -257,6 +263,7 @@ impl BreakerRule {
             matcher,
             health_url: None,
             consecutive_failures: None,
+            consecutive_failures_span: None,
             failure_rate: None,
             slow_call_rate: None,
             slow_call_duration: None,
@@ -282,6 +289,7 @@ impl BreakerRule {
             matcher: self.matcher,
             health_url: self.health_url,
             consecutive_failures: Some(c.consecutive_failures),
+            consecutive_failures_span: Some(c.consecutive_failures_span),
             failure_rate: Some(c.failure_rate),
             slow_call_rate: Some(c.slow_call_rate),
             slow_call_duration: Some(c.slow_call_duration),
@@ -374,6 +382,10 @@ impl BreakerRule {
         }
         let mut c = defaults.clone();
         set(&mut c.consecutive_failures, &self.consecutive_failures);
+        set(
+            &mut c.consecutive_failures_span,
+            &self.consecutive_failures_span,
+        );
         set(&mut c.failure_rate, &self.failure_rate);
         set(&mut c.slow_call_rate, &self.slow_call_rate);
         set(&mut c.slow_call_duration, &self.slow_call_duration);
