@@ -147,6 +147,7 @@ fn rejections_allocate_nothing() {
                 name,
                 BreakerConfig::builder()
                     .consecutive_failures_span(Duration::ZERO)
+                    .open_duration(Duration::from_secs(60))
                     .build()
                     .unwrap(),
             )

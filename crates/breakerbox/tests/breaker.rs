@@ -65,7 +65,7 @@ fn consecutive_failures_trip_and_a_success_resets_the_run() {
     let rejected = b.try_acquire().unwrap_err();
     assert_eq!(rejected.breaker(), "upstream");
     assert_eq!(rejected.state(), State::Open);
-    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(60)));
+    assert_eq!(rejected.retry_after(), Some(Duration::from_secs(5)));
 }
 
 #[test]
@@ -519,7 +519,7 @@ fn any_trial_failure_reopens_and_outstanding_trials_go_stale() {
     // The other trial ends after the re-trip: it must not count toward the new period.
     slow.record(Outcome::Success);
     assert_eq!(b.state(), State::Open);
-    assert_eq!(b.retry_in(), Some(Duration::from_secs(120)));
+    assert_eq!(b.retry_in(), Some(Duration::from_secs(10)), "5 s, doubled");
 }
 
 #[test]

@@ -84,7 +84,7 @@ fn unmatched_targets_get_a_breaker_per_scheme_host_and_port() {
     assert_eq!(
         a.config(),
         &BreakerConfig::from_toml(
-            "consecutive_failures = 5\nconsecutive_failures_span = \"0s\"\nopen_duration = \"60s\""
+            "consecutive_failures = 5\nconsecutive_failures_span = \"0s\"\nopen_duration = \"60s\"\nmax_open_duration = \"10m\""
         )
         .unwrap()
     );

@@ -25,7 +25,7 @@ use std::time::Duration;
 /// `minimum_calls` when not set (capped at a count window's size).
 const DEFAULT_MINIMUM_CALLS: u32 = 10;
 /// `max_open_duration` when not set (raised to `open_duration` when that is longer).
-const DEFAULT_MAX_OPEN_DURATION: Duration = Duration::from_secs(600);
+const DEFAULT_MAX_OPEN_DURATION: Duration = Duration::from_secs(120);
 
 /// The largest count-based window (outcomes are packed in 21-bit counters).
 pub const MAX_WINDOW_SIZE: u32 = (1 << 20) - 1;
@@ -79,9 +79,9 @@ impl Default for WindowConfig {
 /// | `slow_call_duration` | `"60s"` | a call at least this long is slow |
 /// | `minimum_calls` | 10 (at most the count window's size) | the rate rules wait for this many calls in the window |
 /// | `window` | count of 100 | see [`WindowConfig`] |
-/// | `open_duration` | `"60s"` | how long the first trip stays open |
+/// | `open_duration` | `"5s"` | how long the first trip stays open |
 /// | `open_backoff_multiplier` | 2.0 | each re-trip from HalfOpen multiplies the open duration |
-/// | `max_open_duration` | `"10m"` (at least `open_duration`) | the cap of that growth |
+/// | `max_open_duration` | `"2m"` (at least `open_duration`) | the cap of that growth |
 /// | `open_jitter` | 0.0 | shortens each open duration by up to this fraction, at random |
 /// | `half_open_max_calls` | 1 | trial calls admitted at once in HalfOpen |
 /// | `success_threshold` | 1 | successful trials that close the breaker |
@@ -154,7 +154,7 @@ impl Default for BreakerConfig {
             slow_call_duration: Duration::from_secs(60),
             minimum_calls: None,
             window: WindowConfig::default(),
-            open_duration: Duration::from_secs(60),
+            open_duration: Duration::from_secs(5),
             open_backoff_multiplier: 2.0,
             max_open_duration: None,
             open_jitter: 0.0,
