@@ -191,7 +191,7 @@ impl fmt::Display for State {
 /// }
 /// assert_eq!(breaker.state(), State::Open);
 /// let open = breaker.try_acquire().unwrap_err();
-/// println!("{open}"); // circuit breaker `discogs` is open; a trial call is admitted in 60.000s
+/// println!("{open}"); // circuit breaker `discogs` is open; a trial call is admitted in 5.000s
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
