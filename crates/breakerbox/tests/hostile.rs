@@ -1709,8 +1709,12 @@ fn any_config_text_is_loaded_or_refused_by_field() {
             }
             Err(other) => return Err(TestCaseError::fail(other.to_string())),
         }
-        if let Err(err) = toml::from_str::<RetryConfig>(&text) {
-            rejection(&text, &err)?;
+        match RetryConfig::from_toml(&text) {
+            Ok(_) => {}
+            Err(ConfigError::Parse(err)) => {
+                rejection(&text, &err)?;
+            }
+            Err(other) => return Err(TestCaseError::fail(other.to_string())),
         }
         Ok(())
     });

@@ -223,7 +223,7 @@ impl BreakerConfig {
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        Ok(toml::from_str(text)?)
+        Ok(from_toml_text(text)?)
     }
 
     /// Trip after this many failures in a row, if set.
@@ -493,6 +493,16 @@ impl BreakerConfig {
         self.statuses.validate()?;
         Ok(())
     }
+}
+
+/// Reads `text` as a `T`: TOML's own syntax errors first, wherever they are (a shape error, an
+/// unknown key say, may otherwise be reported before a syntax error further in the text).
+#[cfg(feature = "toml")]
+pub(crate) fn from_toml_text<T: serde::de::DeserializeOwned>(
+    text: &str,
+) -> Result<T, toml::de::Error> {
+    text.parse::<toml::Table>()?;
+    toml::from_str(text)
 }
 
 pub(crate) fn fmt_duration(d: Duration) -> String {

@@ -519,7 +519,7 @@ impl BoxConfig {
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> Result<Self, super::ConfigError> {
-        Ok(toml::from_str(text)?)
+        Ok(super::from_toml_text(text)?)
     }
 
     /// Reads and parses a TOML config file.
@@ -531,7 +531,7 @@ impl BoxConfig {
             path: path.to_owned(),
             source,
         })?;
-        toml::from_str(&text).map_err(|source| super::ConfigError::File {
+        super::from_toml_text(&text).map_err(|source| super::ConfigError::File {
             path: path.to_owned(),
             source,
         })

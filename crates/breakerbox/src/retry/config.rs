@@ -144,7 +144,7 @@ impl RetryConfig {
     #[cfg(feature = "toml")]
     #[cfg_attr(docsrs, doc(cfg(feature = "toml")))]
     pub fn from_toml(text: &str) -> Result<Self, crate::config::ConfigError> {
-        Ok(toml::from_str(text)?)
+        Ok(crate::config::from_toml_text(text)?)
     }
 
     /// Checks every value, returning the first invalid one.
