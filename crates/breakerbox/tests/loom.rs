@@ -56,6 +56,7 @@ fn due_for_trials(
     enter: bool,
 ) -> (CircuitBreaker, ManualClock) {
     let config = BreakerConfig::builder()
+        .consecutive_failures_span(Duration::ZERO)
         .consecutive_failures(1)
         .open_duration(OPEN)
         .open_backoff(2.0, MAX_OPEN)
@@ -191,6 +192,7 @@ fn a_failure_racing_the_closing_success_never_sticks() {
 fn one_probe_at_a_time_and_a_probe_racing_trials_never_sticks() {
     check(3, || {
         let config = BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(1)
             .open_duration(OPEN)
             .open_backoff(2.0, MAX_OPEN)
@@ -250,6 +252,7 @@ fn one_probe_at_a_time_and_a_probe_racing_trials_never_sticks() {
 fn concurrent_failures_in_closed_trip_exactly_once() {
     check(3, || {
         let config = BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(2)
             .open_duration(OPEN)
             .build()
@@ -281,12 +284,63 @@ fn concurrent_failures_in_closed_trip_exactly_once() {
     });
 }
 
+/// A run's start is noted by the failure that starts it, before the run counts it: two
+/// failures racing at the start of a new run never read the start of the run before it (which
+/// would make a run of no time look a second long), and a run that began a second earlier
+/// trips exactly once when two failures race to extend it.
+#[test]
+fn racing_failures_read_their_own_run_s_start() {
+    for earlier_run_ended in [true, false] {
+        check(3, move || {
+            let config = BreakerConfig::builder()
+                .consecutive_failures(2)
+                .consecutive_failures_span(Duration::from_secs(1))
+                .open_duration(OPEN)
+                .build()
+                .expect("valid config");
+            let (breaker, clock) = breaker(config);
+            // A failure at 0 s starts a run; a success at 1 s may end it.
+            breaker.try_acquire().unwrap().record(Outcome::Failure);
+            clock.advance(Duration::from_secs(1));
+            if earlier_run_ended {
+                breaker.try_acquire().unwrap().record(Outcome::Success);
+            }
+            clock.advance(Duration::from_secs(1));
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let breaker = breaker.clone();
+                    thread::spawn(move || {
+                        if let Ok(permit) = breaker.try_acquire() {
+                            permit.record(Outcome::Failure);
+                        }
+                    })
+                })
+                .collect();
+            for t in threads {
+                t.join().expect("no thread panicked");
+            }
+            let expected = if earlier_run_ended {
+                State::Closed // a run of two failures at the same instant
+            } else {
+                State::Open // three failures over 2 s
+            };
+            assert_eq!(
+                breaker.state(),
+                expected,
+                "earlier run ended: {earlier_run_ended}"
+            );
+            assert!(breaker.snapshot().trips <= 1);
+        });
+    }
+}
+
 #[test]
 fn concurrent_failures_trip_a_rate_rule_exactly_once() {
     // The count window's packed counters are updated by racing fetch_adds; the last record
     // always sees the full window, so the rule must fire, and only once.
     check(3, || {
         let config = BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .no_consecutive_failures()
             .failure_rate(1.0)
             .count_window(2)
@@ -325,6 +379,7 @@ fn concurrent_failures_trip_a_rate_rule_exactly_once() {
 fn a_failure_racing_a_reset_does_not_count_after_it() {
     check(3, || {
         let config = BreakerConfig::builder()
+            .consecutive_failures_span(Duration::ZERO)
             .consecutive_failures(3)
             .build()
             .expect("valid config");
