@@ -56,7 +56,7 @@ pub struct RetryMiddleware {
 }
 
 impl RetryMiddleware {
-    /// Retries per `config`, on a [`TokioClock`]; metrics are labelled `target="default"`
+    /// Retries per `config`, on a [`TokioClock`]; metrics are labelled `breaker="default"`
     /// ([`named`](Self::named) sets the label).
     pub fn new(config: RetryConfig) -> Self {
         Self::named("default", config)

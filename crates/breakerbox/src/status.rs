@@ -204,7 +204,12 @@ impl Statuses {
         Ok(statuses)
     }
 
-    /// 408, 429 and every 5xx: the default of both configs.
+    /// 408 and every 5xx: the breaker's default (a 429 says "slower", not "broken").
+    pub fn breaker_default() -> Self {
+        Self::unchecked(vec![StatusPattern::Code(408), StatusPattern::Class(5)])
+    }
+
+    /// 408, 429 and every 5xx: the retry policy's default.
     pub fn default_errors() -> Self {
         Self::unchecked(vec![
             StatusPattern::Code(408),

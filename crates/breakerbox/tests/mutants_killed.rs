@@ -236,10 +236,11 @@ fn http_statuses_map_to_outcomes() {
         .build()
         .unwrap();
     let of = |status| config.outcome_of(breakerbox::AttemptOutcome::Status(status));
-    for status in [408, 429, 500, 503, 599] {
+    for status in [408, 500, 503, 599] {
         assert_eq!(of(status), Outcome::Failure, "{status}");
     }
-    for status in [400, 401, 404, 407, 409, 428, 430, 499, 600] {
+    // A 429 says "slower", not "broken": the breaker leaves it to retry and throttling.
+    for status in [400, 401, 404, 407, 409, 428, 429, 430, 499, 600] {
         assert_eq!(of(status), Outcome::Ignored, "{status}");
     }
     for status in [100, 200, 204, 301, 304, 399] {

@@ -35,7 +35,7 @@ fn retrier(config: RetryConfig, target: &str) -> Arc<Retrier> {
 
 impl RetryWithBackoffLayer {
     /// Retries HTTP requests per `config` (the engine's rules, budget included); metrics are
-    /// labelled `target="default"`; [`named`](Self::named) sets the label.
+    /// labelled `breaker="default"`; [`named`](Self::named) sets the label.
     pub fn new(config: RetryConfig) -> Self {
         Self::named("default", config)
     }

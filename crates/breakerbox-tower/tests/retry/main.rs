@@ -460,14 +460,14 @@ async fn retries_exhaustion_and_budget_rejections_are_counted() {
         })
         .collect();
     assert_eq!(
-        counters["retry_attempts_total{target=lastfm,reason=status_5xx}"],
+        counters["retry_attempts_total{breaker=lastfm,reason=status_5xx}"],
         2
     );
-    assert_eq!(counters["retry_exhausted_total{target=lastfm}"], 1);
-    assert_eq!(counters["retry_budget_rejected_total{target=lastfm}"], 1);
+    assert_eq!(counters["retry_exhausted_total{breaker=lastfm}"], 1);
+    assert_eq!(counters["retry_budget_rejected_total{breaker=lastfm}"], 1);
     assert_eq!(upstream.hits(), 4);
     assert!(
-        counters.keys().all(|key| key.contains("target=lastfm")),
+        counters.keys().all(|key| key.contains("breaker=lastfm")),
         "named: no series under another target: {counters:?}"
     );
 }

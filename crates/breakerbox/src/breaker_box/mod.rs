@@ -43,8 +43,9 @@ mod report;
 pub use report::{BoxSnapshot, Health, HealthStatus};
 
 use crate::circuit_breaker::{
-    BreakerName, CircuitBreaker, CircuitOpen, Listener, OwnedPermit, TransitionEvent,
+    BreakerName, CircuitBreaker, CircuitOpen, FleetGuard, Listener, OwnedPermit, TransitionEvent,
 };
+use crate::retry::RetryConfig;
 use crate::clock::{MonotonicClock, SharedClock};
 use crate::config::{BoxConfig, BreakerConfig, BreakerRule, OVERFLOW_BREAKER, Overflow};
 use std::fmt;
@@ -151,6 +152,10 @@ struct BoxInner {
     config: BoxConfig,
     /// `config.defaults`, shared by every per-target breaker (and the overflow one).
     defaults: Arc<BreakerConfig>,
+    /// The retry policy of the per-target breakers' requests: `[retry]`, or the default.
+    default_retry: Option<Arc<RetryConfig>>,
+    /// The fleet guard, when `max_open_fraction` is set.
+    guard: Option<Arc<FleetGuard>>,
     rules: Vec<RuleSlot>,
     /// Known hosts (lowercase) and how their requests are routed.
     /// Hashed with foldhash (randomly seeded): SipHash cost more than the rest of a lookup, and
@@ -171,6 +176,7 @@ struct BoxInner {
 struct RuleSlot {
     rule: BreakerRule,
     config: Arc<BreakerConfig>,
+    retry: Option<Arc<RetryConfig>>,
     breaker: OnceLock<CircuitBreaker>,
 }
 
@@ -379,13 +385,24 @@ impl BoxInner {
     fn rule_breaker(&self, i: usize) -> &CircuitBreaker {
         let slot = &self.rules[i];
         slot.breaker.get_or_init(|| {
-            self.register(self.build(slot.rule.name().to_owned(), slot.config.clone()))
+            self.register(self.build(
+                slot.rule.name().to_owned(),
+                slot.config.clone(),
+                slot.retry.clone(),
+            ))
         })
     }
 
-    fn build(&self, name: impl Into<BreakerName>, config: Arc<BreakerConfig>) -> CircuitBreaker {
+    fn build(
+        &self,
+        name: impl Into<BreakerName>,
+        config: Arc<BreakerConfig>,
+        retry: Option<Arc<RetryConfig>>,
+    ) -> CircuitBreaker {
         CircuitBreaker::builder_shared(name, config)
             .clock(self.clock.clone())
+            .retry(retry)
+            .guard(self.guard.clone())
             .listeners(&self.listeners)
             .call_duration_histogram(self.call_duration_histogram)
             .build()
@@ -443,7 +460,11 @@ impl BoxInner {
             return self.overflow().clone();
         }
         registry.per_target += 1;
-        let breaker = self.build(target.breaker_name(), self.defaults.clone());
+        let breaker = self.build(
+            target.breaker_name(),
+            self.defaults.clone(),
+            self.default_retry.clone(),
+        );
         registry.breakers.push(breaker.clone());
         let mut targets = known.map(|r| r.targets.clone()).unwrap_or_default();
         targets.push((
@@ -481,7 +502,11 @@ impl BoxInner {
             );
         }
         self.overflow.get_or_init(|| {
-            let breaker = self.build(OVERFLOW_BREAKER, self.defaults.clone());
+            let breaker = self.build(
+                OVERFLOW_BREAKER,
+                self.defaults.clone(),
+                self.default_retry.clone(),
+            );
             if self.config.overflow == Overflow::MetricsOnly {
                 breaker.metrics_only();
             }
@@ -527,8 +552,10 @@ impl BoxBuilder {
         let rules = config
             .rules()
             .iter()
-            .map(|rule| RuleSlot {
+            .enumerate()
+            .map(|(i, rule)| RuleSlot {
                 config: Arc::new(rule.merged(config.defaults())),
+                retry: config.retry_for(Some(i)).map(Arc::new),
                 rule: rule.clone(),
                 breaker: OnceLock::new(),
             })
@@ -547,6 +574,10 @@ impl BoxBuilder {
                 overflow_warned: AtomicBool::new(false),
                 full: AtomicBool::new(false),
                 defaults: Arc::new(config.defaults().clone()),
+                default_retry: config.retry_for(None).map(Arc::new),
+                guard: config
+                    .max_open_fraction()
+                    .map(|fraction| Arc::new(FleetGuard::new(fraction))),
                 config,
             }),
         }

@@ -40,6 +40,12 @@ impl BoxSnapshot {
             },
             breakers: self.breakers.len(),
             failing,
+            held: self
+                .breakers
+                .iter()
+                .filter(|b| b.held)
+                .map(|b| b.name.clone())
+                .collect(),
         }
     }
 }
@@ -63,6 +69,10 @@ pub struct Health {
     pub breakers: usize,
     /// The names of the breakers rejecting calls (open, half-open or forced open).
     pub failing: Vec<String>,
+    /// The breakers the fleet guard holds closed (they would have opened): see
+    /// [`BoxConfig::max_open_fraction`](crate::BoxConfig::max_open_fraction).
+    #[serde(default)]
+    pub held: Vec<String>,
 }
 
 impl Health {
@@ -70,20 +80,34 @@ impl Health {
     pub fn is_healthy(&self) -> bool {
         self.status == HealthStatus::Healthy
     }
+
+    /// Whether a fault on the client's side (its network, DNS, a proxy) is likely: so many of
+    /// the box's upstreams fail at once that the fleet guard holds breakers closed.
+    pub fn local_fault_likely(&self) -> bool {
+        !self.held.is_empty()
+    }
 }
 
 impl fmt::Display for Health {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.status {
-            HealthStatus::Healthy => write!(f, "healthy ({} breakers)", self.breakers),
+            HealthStatus::Healthy => write!(f, "healthy ({} breakers)", self.breakers)?,
             HealthStatus::Degraded => write!(
                 f,
                 "degraded: {} of {} breakers failing ({})",
                 self.failing.len(),
                 self.breakers,
                 self.failing.join(", ")
-            ),
+            )?,
         }
+        if self.local_fault_likely() {
+            write!(
+                f,
+                "; a local fault is likely: the fleet guard holds {} closed",
+                self.held.join(", ")
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -132,6 +156,12 @@ impl fmt::Display for BoxSnapshot {
             );
             if let Some(secs) = b.retry_in_seconds {
                 line.push_str(&format!("  retry in {}s", secs.ceil()));
+            }
+            if let Some(p) = b.throttle_rejecting.filter(|p| *p > 0.0) {
+                line.push_str(&format!("  throttling {:.0}%", p * 100.0));
+            }
+            if b.held {
+                line.push_str("  held closed by the fleet guard");
             }
             if b.state == State::HalfOpen {
                 line.push_str(&format!(

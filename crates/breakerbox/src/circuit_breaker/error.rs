@@ -26,6 +26,7 @@ pub struct CircuitOpen {
     breaker: BreakerName,
     state: State,
     retry_after: Option<Duration>,
+    throttled: bool,
 }
 
 impl CircuitOpen {
@@ -34,7 +35,26 @@ impl CircuitOpen {
             breaker,
             state,
             retry_after,
+            throttled: false,
         }
+    }
+
+    /// A Closed breaker's throttle rejected the call.
+    pub(crate) fn throttled(breaker: BreakerName) -> Self {
+        Self {
+            breaker,
+            state: State::Closed,
+            retry_after: None,
+            throttled: true,
+        }
+    }
+
+    /// Whether adaptive throttling rejected the call (the breaker is Closed, but the upstream
+    /// has been refusing much of its load: see
+    /// [`ThrottleConfig`](crate::config::ThrottleConfig)). Like every rejection, nothing was
+    /// sent, and retry policies do not retry it.
+    pub fn is_throttled(&self) -> bool {
+        self.throttled
     }
 
     /// The name of the breaker that rejected the call.
@@ -42,8 +62,8 @@ impl CircuitOpen {
         &self.breaker
     }
 
-    /// The state that rejected the call: `Open`, `ForcedOpen`, or `HalfOpen` with every trial
-    /// slot taken.
+    /// The state that rejected the call: `Open`, `ForcedOpen`, `HalfOpen` with every trial
+    /// slot taken, or `Closed` when the throttle rejected it.
     pub fn state(&self) -> State {
         self.state
     }
@@ -58,6 +78,13 @@ impl CircuitOpen {
 
 impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.throttled {
+            return write!(
+                f,
+                "circuit breaker `{}` throttled the call: its upstream has been refusing much of its load",
+                self.breaker
+            );
+        }
         match (self.state, self.retry_after) {
             (State::HalfOpen, _) => write!(
                 f,

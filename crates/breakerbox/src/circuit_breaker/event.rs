@@ -41,6 +41,12 @@ pub enum TransitionReason {
         /// Trials that had succeeded.
         successes: u32,
     },
+    /// The upstream answered 429 or 503 with `Retry-After` (or the rule's rate-limit reset
+    /// header): open until then.
+    RetryAfter {
+        /// How long the server asked to wait (capped by `max_open_duration`).
+        wait: Duration,
+    },
     /// An operator called `force_open`.
     ForcedOpen,
     /// An operator called `disable`.
@@ -63,6 +69,7 @@ impl TransitionReason {
             TransitionReason::TrialFailed => "trial_failed",
             TransitionReason::TrialsSucceeded { .. } => "trials_succeeded",
             TransitionReason::HalfOpenWaitElapsed { .. } => "half_open_wait_elapsed",
+            TransitionReason::RetryAfter { .. } => "retry_after",
             TransitionReason::ForcedOpen => "forced_open",
             TransitionReason::Disabled => "disabled",
             TransitionReason::MetricsOnly => "metrics_only",
@@ -91,6 +98,9 @@ impl fmt::Display for TransitionReason {
                     f,
                     "trial calls outlasted max_half_open_wait ({successes} succeeded)"
                 )
+            }
+            TransitionReason::RetryAfter { wait } => {
+                write!(f, "the server asked to wait {:.3}s", wait.as_secs_f64())
             }
             other => f.write_str(other.as_str()),
         }

@@ -34,6 +34,10 @@ mod enabled {
         failure: Counter,
         rejected: Counter,
         ignored: Counter,
+        /// Rejections by the throttle, and trips held by the fleet guard: rare enough to count
+        /// on the spot.
+        throttled: Counter,
+        held: Counter,
         /// Success, failure and ignored call durations, when measured.
         seconds: Option<Box<[Histogram; 3]>>,
         /// The four automatic transitions, resolved up front so that their series exist (at 0)
@@ -70,6 +74,8 @@ mod enabled {
                 failure: calls("failure"),
                 rejected: calls("rejected"),
                 ignored: calls("ignored"),
+                throttled: calls("throttled"),
+                held: counter!("circuit_breaker_trips_held_total", "breaker" => label()),
                 seconds: durations.then(|| {
                     Box::new([seconds("success"), seconds("failure"), seconds("ignored")])
                 }),
@@ -111,6 +117,16 @@ mod enabled {
         pub(crate) fn rejected(&self) {
             self.calls
                 .add(stripes::REJECTED, |r, n| self.counter(r).increment(n));
+        }
+
+        /// A call the throttle rejected.
+        pub(crate) fn throttled(&self) {
+            self.throttled.increment(1);
+        }
+
+        /// A trip the fleet guard held back.
+        pub(crate) fn held(&self) {
+            self.held.increment(1);
         }
 
         /// Publishes every call counted so far.
@@ -158,6 +174,8 @@ mod disabled {
         pub(crate) fn success(&self) {}
         #[inline]
         pub(crate) fn rejected(&self) {}
+        pub(crate) fn throttled(&self) {}
+        pub(crate) fn held(&self) {}
         pub(crate) fn flush(&self) {}
         pub(crate) fn transition(&self, _from: State, _to: State) {}
     }

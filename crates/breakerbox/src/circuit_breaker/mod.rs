@@ -94,7 +94,8 @@ mod permit;
 mod probe;
 mod snapshot;
 mod state;
-mod window;
+mod throttle;
+pub(crate) mod window;
 
 pub use error::CircuitOpen;
 pub use event::{Listener, TransitionEvent, TransitionReason};
@@ -107,14 +108,20 @@ pub use snapshot::BreakerSnapshot;
 use self::metrics::BreakerMetrics;
 use self::permit::{Ticket, TicketKind};
 use self::state::{CLOSED, DISABLED, FORCED_OPEN, HALF_OPEN, METRICS_ONLY, OPEN, Word};
+use self::throttle::Throttle;
 use self::window::{CountWindow, Sample, TimeWindow, Window};
 use crate::clock::{MonotonicClock, SharedClock, nanos};
 use crate::config::{BreakerConfig, WindowConfig};
-use crate::sync::{AtomicU64, Mutex, Ordering, lock};
+use crate::retry::{Retrier, RetryConfig};
+use crate::sync::{AtomicBool, AtomicU64, Mutex, Ordering, lock};
 use serde::{Deserialize, Serialize};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+pub(crate) use guard::FleetGuard;
+
+mod guard;
 
 /// A breaker's state, including the administrative modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -215,6 +222,20 @@ pub(crate) struct Inner {
     slow_nanos: u64,
     /// Whether admission reads the clock so that recording knows the call's duration.
     measure: bool,
+    /// Whether a call admitted in Closed takes the out-of-line admission: `measure`, or a
+    /// throttle to consult.
+    closed_slow: bool,
+    /// Adaptive throttling, when the config turns it on.
+    throttle: Option<Throttle>,
+    /// The retry policy of the requests this breaker guards (from its box), and its retrier
+    /// (budget, metrics), made on first use.
+    retry: Option<Arc<RetryConfig>>,
+    retrier: OnceLock<Retrier>,
+    /// The box's fleet guard, for breakers of a box that sets `max_open_fraction`.
+    guard: Option<Arc<FleetGuard>>,
+    /// Set while the fleet guard holds a trip back; cleared when a success ends the run or the
+    /// state changes.
+    held: AtomicBool,
     /// Whether durations go to the `circuit_breaker_call_duration_seconds` histogram.
     histogram: bool,
     state: AtomicU64,
@@ -266,6 +287,8 @@ impl CircuitBreaker {
             clock: None,
             listeners: Vec::new(),
             duration_histogram: false,
+            retry: None,
+            guard: None,
         }
     }
 
@@ -398,6 +421,54 @@ impl CircuitBreaker {
         })
     }
 
+    /// The retry policy, budget and metrics of the requests this breaker guards, when it
+    /// belongs to a [`BreakerBox`](crate::BreakerBox) that retries them: the box's `[retry]`
+    /// table with the breaker's rule's `retry` keys merged over it. `None` for a breaker built
+    /// on its own, and for a rule with `retry = false`.
+    ///
+    /// Each breaker has a retrier of its own, made on first use: one upstream's outage spends
+    /// its own retry budget, never another's, and the retry metrics carry the breaker's name.
+    /// [`after_attempt`](Self::after_attempt) runs it.
+    pub fn retrier(&self) -> Option<&Retrier> {
+        let retry = self.inner.retry.as_ref()?;
+        Some(self.inner.retrier.get_or_init(|| {
+            Retrier::new((**retry).clone(), self.inner.clock.clone(), &self.inner.name)
+        }))
+    }
+
+    /// After an attempt through this breaker, by its [`retrier`](Self::retrier): retry after a
+    /// wait, or stop (see [`Retrier::after_attempt`]). A retry that would arrive while this
+    /// breaker is still open (it opened on this answer, say for the server's `Retry-After`)
+    /// stops now instead, with [`StopReason::CircuitOpen`](crate::retry::StopReason): waiting
+    /// for a refusal helps nobody, and the caller gets this attempt's answer.
+    ///
+    /// A breaker without a retrier stops after the first attempt.
+    pub fn after_attempt(
+        &self,
+        run: &mut crate::retry::RetryRun,
+        outcome: AttemptOutcome,
+        retry_after: impl FnOnce() -> Option<Duration>,
+    ) -> crate::retry::RetryDecision {
+        use crate::retry::{RetryDecision, StopReason};
+        let Some(retrier) = self.retrier() else {
+            return RetryDecision::Stop(StopReason::NotTransient);
+        };
+        match retrier.after_attempt(run, outcome, retry_after) {
+            RetryDecision::Retry { after, .. }
+                if self.retry_in().is_some_and(|open| open > after) =>
+            {
+                RetryDecision::Stop(StopReason::CircuitOpen)
+            }
+            decision => decision,
+        }
+    }
+
+    /// Whether the fleet guard of this breaker's box is holding it closed: it would have
+    /// opened, but too many of the box's breakers are open already.
+    pub fn is_held(&self) -> bool {
+        self.inner.held.load(Ordering::Acquire)
+    }
+
     /// A point-in-time report of the breaker, serde-serializable.
     ///
     /// It also publishes the calls counted since the last publication to
@@ -443,6 +514,8 @@ pub struct Builder {
     clock: Option<SharedClock>,
     listeners: Vec<Listener>,
     duration_histogram: bool,
+    retry: Option<Arc<RetryConfig>>,
+    guard: Option<Arc<FleetGuard>>,
 }
 
 impl Builder {
@@ -462,6 +535,18 @@ impl Builder {
 
     pub(crate) fn listeners(mut self, listeners: &[Listener]) -> Self {
         self.listeners.extend(listeners.iter().cloned());
+        self
+    }
+
+    /// The retry policy of the requests the breaker guards (a box's per-breaker retries).
+    pub(crate) fn retry(mut self, retry: Option<Arc<RetryConfig>>) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The box's fleet guard.
+    pub(crate) fn guard(mut self, guard: Option<Arc<FleetGuard>>) -> Self {
+        self.guard = guard;
         self
     }
 
@@ -492,7 +577,21 @@ impl Builder {
             None => u64::MAX,
         };
         let histogram = self.duration_histogram && cfg!(feature = "metrics");
+        let throttle = config
+            .throttle
+            .as_ref()
+            .map(|throttle| Throttle::new(throttle, now));
+        let measure = slow_nanos != u64::MAX || histogram;
+        if let Some(guard) = &self.guard {
+            guard.created();
+        }
         let inner = Inner {
+            closed_slow: measure || throttle.is_some(),
+            throttle,
+            retry: self.retry,
+            retrier: OnceLock::new(),
+            guard: self.guard,
+            held: AtomicBool::new(false),
             metrics: BreakerMetrics::new(self.name.clone(), State::Closed, histogram),
             name: self.name,
             run_threshold: config.consecutive_failures.unwrap_or(u32::MAX),
@@ -503,7 +602,7 @@ impl Builder {
                 0
             },
             run_started: AtomicU64::new(0),
-            measure: slow_nanos != u64::MAX || histogram,
+            measure,
             histogram,
             slow_nanos,
             clock,
@@ -568,16 +667,32 @@ impl Inner {
     fn acquire(&self) -> Result<Ticket, CircuitOpen> {
         let w = self.word();
         if w.kind() == CLOSED {
-            return Ok(Ticket::new(
-                TicketKind::Closed,
-                w.generation(),
-                self.start(),
-            ));
+            if self.closed_slow {
+                return self.acquire_closed(w);
+            }
+            return Ok(Ticket::new(TicketKind::Closed, w.generation(), 0));
         }
         if w.kind() == OPEN {
             return self.acquire_open(w);
         }
         self.acquire_slow(w)
+    }
+
+    /// Closed, with the clock to read: for the call's duration, or for the throttle, which may
+    /// reject the call.
+    #[inline(never)]
+    fn acquire_closed(&self, w: Word) -> Result<Ticket, CircuitOpen> {
+        let now = self.now();
+        match &self.throttle {
+            Some(throttle) if w.kind() == CLOSED => {
+                if !throttle.admit(now) {
+                    self.metrics.throttled();
+                    return Err(CircuitOpen::throttled(self.name.clone()));
+                }
+                Ok(Ticket::new(TicketKind::Throttled, w.generation(), now))
+            }
+            _ => Ok(Ticket::new(TicketKind::Closed, w.generation(), now)),
+        }
     }
 
     /// An Open breaker: within its open duration (the one path a failing upstream's callers
@@ -603,11 +718,10 @@ impl Inner {
         loop {
             match w.kind() {
                 CLOSED | METRICS_ONLY => {
-                    return Ok(Ticket::new(
-                        TicketKind::Closed,
-                        w.generation(),
-                        self.start(),
-                    ));
+                    if self.closed_slow {
+                        return self.acquire_closed(w);
+                    }
+                    return Ok(Ticket::new(TicketKind::Closed, w.generation(), 0));
                 }
                 DISABLED => return Ok(Ticket::new(TicketKind::Disabled, w.generation(), 0)),
                 FORCED_OPEN => return Err(self.reject(State::ForcedOpen, None)),
@@ -686,14 +800,38 @@ impl Inner {
         CircuitOpen::new(self.name.clone(), state, retry_after)
     }
 
-    /// Reports a permit's end: `None` when it was dropped without an outcome.
+    /// Reports a permit's end: `None` when it was dropped without an outcome. `refused`: the
+    /// upstream refused the call for load (a 429), which throttling counts against it.
     #[inline(always)]
-    fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>) {
+    fn finish(&self, ticket: &Ticket, outcome: Option<Outcome>, refused: bool) {
         if outcome == Some(Outcome::Success) && ticket.is_closed() && self.quiet_success(ticket) {
             self.metrics.success();
             return;
         }
-        self.finish_slow(ticket, outcome);
+        self.finish_slow(ticket, outcome, refused);
+    }
+
+    /// The server's word: an answer asked the client to stay away for `wait` (capped by
+    /// `max_open_duration` already). A Closed or HalfOpen breaker opens for that long (plus up
+    /// to a tenth more, at random, so that a fleet does not come back at once); an Open one
+    /// stays open at least that long.
+    #[cold]
+    fn open_for(&self, wait: Duration) {
+        let opened = self.transition(
+            |w| matches!(w.kind(), CLOSED | HALF_OPEN),
+            OPEN,
+            TransitionReason::RetryAfter { wait },
+        );
+        if opened {
+            return;
+        }
+        let _control = lock(&self.control);
+        if self.word().kind() == OPEN {
+            let until = self.now().saturating_add(nanos(server_jitter(wait, &self.config)));
+            if self.open_until.fetch_max(until, Ordering::AcqRel) < until {
+                tracing::debug!(breaker = &*self.name, wait_secs = wait.as_secs_f64(), "open for longer: the server asked to wait");
+            }
+        }
     }
 
     /// Whether a success admitted in Closed would change nothing: the breaker is still in that
@@ -734,9 +872,14 @@ impl Inner {
     }
 
     #[inline(never)]
-    fn finish_slow(&self, ticket: &Ticket, outcome: Option<Outcome>) {
+    fn finish_slow(&self, ticket: &Ticket, outcome: Option<Outcome>, refused: bool) {
         if ticket.kind() == TicketKind::Disabled {
             return;
+        }
+        if let (TicketKind::Throttled, Some(throttle), Some(outcome)) =
+            (ticket.kind(), &self.throttle, outcome)
+        {
+            throttle.record(self.now(), outcome != Outcome::Failure && !refused);
         }
         let Some(outcome) = outcome else {
             self.metrics.call(Outcome::Ignored, None);
@@ -754,7 +897,9 @@ impl Inner {
             .call(outcome, duration.map(Duration::from_nanos));
         let slow = duration.is_some_and(|d| d >= self.slow_nanos);
         match ticket.kind() {
-            TicketKind::Closed => self.record_closed(ticket.generation(), outcome, slow, now),
+            TicketKind::Closed | TicketKind::Throttled => {
+                self.record_closed(ticket.generation(), outcome, slow, now)
+            }
             _ => self.record_trial(ticket.generation(), outcome, slow),
         }
     }
@@ -795,10 +940,29 @@ impl Inner {
                 .and_then(|c| self.rate_rule(c.calls, c.failures, c.slow))
         };
         if let Some(reason) = reason {
+            if let Some(guard) = &self.guard {
+                if guard.holds_trip() {
+                    self.hold(reason);
+                    return;
+                }
+            }
             self.transition(
                 |w| w.kind() == CLOSED && w.generation() == generation,
                 OPEN,
                 reason,
+            );
+        }
+    }
+
+    /// The fleet guard holds a trip back: the breaker stays Closed, admitting and counting.
+    #[cold]
+    fn hold(&self, reason: TransitionReason) {
+        self.metrics.held();
+        if !self.held.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                breaker = &*self.name,
+                %reason,
+                "circuit breaker would open, but the fleet guard holds it closed: too many of the box's breakers are open already (a local fault, the client's own network, DNS or proxy, is likely)"
             );
         }
     }
@@ -842,6 +1006,9 @@ impl Inner {
     fn end_run(&self, generation: u32) {
         let run = self.run.load(Ordering::Relaxed);
         if run as u32 != 0 && (run >> 32) as u32 == generation {
+            if self.guard.is_some() {
+                self.held.store(false, Ordering::Release);
+            }
             let fresh = u64::from(generation) << 32;
             let _ = self
                 .run
@@ -992,12 +1159,17 @@ impl Inner {
             }
             match to {
                 OPEN => {
-                    open_duration = if w.kind() == HALF_OPEN {
-                        grow(control.open_duration, &self.config)
+                    let jittered = if let TransitionReason::RetryAfter { wait } = reason {
+                        // The server's time, not the backoff's: the backoff stays as it was.
+                        server_jitter(wait, &self.config)
                     } else {
-                        self.config.open_duration
+                        open_duration = if w.kind() == HALF_OPEN {
+                            grow(control.open_duration, &self.config)
+                        } else {
+                            self.config.open_duration
+                        };
+                        jitter(open_duration, self.config.open_jitter)
                     };
-                    let jittered = jitter(open_duration, self.config.open_jitter);
                     self.open_until
                         .store(now.saturating_add(nanos(jittered)), Ordering::Release);
                     if let Some(every) = self.config.probe_interval {
@@ -1029,6 +1201,10 @@ impl Inner {
         }
         control.open_duration = open_duration;
         let (from, to) = (w.state(), Word::new(to, 0, 0, 0).state());
+        self.held.store(false, Ordering::Release);
+        if let Some(guard) = &self.guard {
+            guard.moved(from, to);
+        }
         if from == to {
             return true; // a reset of a closed breaker: counters cleared, nothing to announce
         }
@@ -1104,6 +1280,15 @@ fn grow(current: Duration, config: &BreakerConfig) -> Duration {
     } else {
         Duration::from_secs_f64(grown).max(current).min(max)
     }
+}
+
+/// The server's wait, lengthened by up to a tenth (or `open_jitter`, if larger) at random, and
+/// capped at `max_open_duration`: never shorter than the server asked.
+fn server_jitter(wait: Duration, config: &BreakerConfig) -> Duration {
+    let spread = config.open_jitter.max(0.1) * fastrand::f64();
+    Duration::try_from_secs_f64(wait.as_secs_f64() * (1.0 + spread))
+        .map_or(wait, |longer| longer.max(wait))
+        .min(config.max_open_duration().max(wait))
 }
 
 /// Shortens `d` by a random fraction of at most `fraction`.

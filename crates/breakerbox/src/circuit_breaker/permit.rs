@@ -2,6 +2,7 @@
 
 use super::{AttemptOutcome, CircuitBreaker, Inner, Outcome};
 use std::fmt;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TicketKind {
@@ -11,6 +12,8 @@ pub(crate) enum TicketKind {
     Trial,
     /// Admitted while disabled: nothing is recorded.
     Disabled,
+    /// Admitted in Closed by the throttle: the outcome feeds the counters and the throttle.
+    Throttled,
 }
 
 /// What a permit needs to report: plain data, no reference to the breaker. Two whole words
@@ -35,6 +38,7 @@ impl Ticket {
             TicketKind::Closed => 0,
             TicketKind::Trial => 1,
             TicketKind::Disabled => 2,
+            TicketKind::Throttled => 3,
         };
         Self {
             tag: kind | ARMED | u64::from(generation) << 32,
@@ -47,7 +51,8 @@ impl Ticket {
         match self.tag & KIND_MASK {
             0 => TicketKind::Closed,
             1 => TicketKind::Trial,
-            _ => TicketKind::Disabled,
+            2 => TicketKind::Disabled,
+            _ => TicketKind::Throttled,
         }
     }
 
@@ -101,7 +106,7 @@ impl<'a> Permit<'a> {
     pub fn record(self, outcome: Outcome) {
         // Reported here, so not again on drop: nothing else in a permit needs dropping.
         let this = std::mem::ManuallyDrop::new(self);
-        this.inner.finish(&this.ticket, Some(outcome));
+        this.inner.finish(&this.ticket, Some(outcome), false);
     }
 
     /// Records what the attempt came back with, as the breaker's config classifies it
@@ -109,7 +114,21 @@ impl<'a> Permit<'a> {
     #[inline(always)]
     pub fn report(self, attempt: AttemptOutcome) {
         let outcome = self.outcome_of(attempt);
-        self.record(outcome);
+        let this = std::mem::ManuallyDrop::new(self);
+        this.inner
+            .finish(&this.ticket, Some(outcome), refused(attempt));
+    }
+
+    /// [`report`](Self::report), with the server's word: `server_wait` is how long the answer
+    /// asked the client to stay away, as
+    /// [`BreakerConfig::server_wait`](crate::BreakerConfig::server_wait) reads it from its
+    /// headers. With a wait, the breaker opens until then, whatever its counts say.
+    pub fn report_answer(self, attempt: AttemptOutcome, server_wait: Option<Duration>) {
+        let inner = self.inner;
+        self.report(attempt);
+        if let Some(wait) = server_wait {
+            inner.open_for(wait);
+        }
     }
 
     /// The outcome this breaker records for `attempt`.
@@ -128,9 +147,16 @@ impl Drop for Permit<'_> {
     #[inline]
     fn drop(&mut self) {
         if self.ticket.armed() {
-            self.inner.finish(&self.ticket, unreported());
+            self.inner.finish(&self.ticket, unreported(), false);
         }
     }
+}
+
+/// Whether the upstream refused the attempt for load: a 429, which throttling counts as a
+/// refusal even where the breaker ignores it.
+#[inline(always)]
+fn refused(attempt: AttemptOutcome) -> bool {
+    attempt == AttemptOutcome::Status(429)
 }
 
 /// The outcome of a permit dropped without a report: none (a cancelled call), or a failure when
@@ -234,15 +260,33 @@ impl<H: BreakerHolder> OwnedPermit<H> {
         self.holder
             .breaker()
             .inner
-            .finish(&self.ticket, Some(outcome));
+            .finish(&self.ticket, Some(outcome), false);
     }
 
     /// Records what the attempt came back with, as the breaker's config classifies it
     /// ([`BreakerConfig::outcome_of`](crate::BreakerConfig::outcome_of)).
     #[inline(always)]
-    pub fn report(self, attempt: AttemptOutcome) {
+    pub fn report(mut self, attempt: AttemptOutcome) {
         let outcome = self.outcome_of(attempt);
-        self.record(outcome);
+        self.ticket.disarm();
+        self.holder
+            .breaker()
+            .inner
+            .finish(&self.ticket, Some(outcome), refused(attempt));
+    }
+
+    /// [`report`](Self::report), with the server's word: `server_wait` is how long the answer
+    /// asked the client to stay away, as
+    /// [`BreakerConfig::server_wait`](crate::BreakerConfig::server_wait) reads it from its
+    /// headers. With a wait, the breaker opens until then, whatever its counts say.
+    pub fn report_answer(mut self, attempt: AttemptOutcome, server_wait: Option<Duration>) {
+        let outcome = self.outcome_of(attempt);
+        self.ticket.disarm();
+        let inner = &self.holder.breaker().inner;
+        inner.finish(&self.ticket, Some(outcome), refused(attempt));
+        if let Some(wait) = server_wait {
+            inner.open_for(wait);
+        }
     }
 
     /// The outcome this breaker records for `attempt`.
@@ -275,7 +319,7 @@ impl<H: BreakerHolder> Drop for OwnedPermit<H> {
             self.holder
                 .breaker()
                 .inner
-                .finish(&self.ticket, unreported());
+                .finish(&self.ticket, unreported(), false);
         }
     }
 }

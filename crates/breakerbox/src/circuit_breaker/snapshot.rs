@@ -37,6 +37,12 @@ pub struct BreakerSnapshot {
     pub half_open_in_flight: u32,
     /// HalfOpen trial calls that succeeded so far.
     pub half_open_successes: u32,
+    /// With throttling on, the chance that a call is rejected locally right now (0 to 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle_rejecting: Option<f64>,
+    /// Whether the fleet guard holds this breaker closed (it would have opened).
+    #[serde(default)]
+    pub held: bool,
 }
 
 impl BreakerSnapshot {
@@ -74,6 +80,11 @@ impl BreakerSnapshot {
             trips,
             half_open_in_flight: if half_open { w.in_flight() } else { 0 },
             half_open_successes: if half_open { w.successes() } else { 0 },
+            throttle_rejecting: inner
+                .throttle
+                .as_ref()
+                .map(|throttle| throttle.reject_probability(now)),
+            held: inner.held.load(Ordering::Acquire),
         }
     }
 

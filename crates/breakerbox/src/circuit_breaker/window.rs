@@ -284,7 +284,7 @@ impl TimeWindow {
         &self.ring[self.slots.rem(index) as usize]
     }
 
-    fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
+    pub(crate) fn record(&self, now: u64, sample: Sample) -> Option<Counts> {
         let index = self.bucket_nanos.div(now);
         let dirty = sample.failure || sample.slow;
         if dirty && self.dirty.load(Ordering::Acquire) <= index {
@@ -376,7 +376,15 @@ impl TimeWindow {
         }
     }
 
-    fn counts(&self, now: u64) -> Counts {
+    /// Whether a failure may lie in the window at `now`: `false` means only plain successes
+    /// do (or nothing), read from one word.
+    #[inline]
+    pub(crate) fn has_failures(&self, now: u64) -> bool {
+        let last_dirty = self.dirty.load(Ordering::Acquire);
+        last_dirty != 0 && (last_dirty - 1).saturating_add(self.len()) > self.bucket_nanos.div(now)
+    }
+
+    pub(crate) fn counts(&self, now: u64) -> Counts {
         let index = self.bucket_nanos.div(now);
         self.counts_at(index, self.newest.load(Ordering::Acquire))
     }

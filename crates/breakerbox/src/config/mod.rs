@@ -6,12 +6,14 @@
 //! at the first call.
 
 pub(crate) mod duration;
+pub(crate) mod edge;
 mod error;
 pub(crate) mod number;
 mod registry;
 
 #[cfg(feature = "toml")]
 pub use error::ConfigError;
+pub use edge::{RateLimitReset, ResetForm, ThrottleConfig};
 pub use error::InvalidConfig;
 pub use registry::{
     BoxConfig, BoxConfigBuilder, BreakerRule, MAX_BREAKERS, Match, OVERFLOW_BREAKER, Overflow,
@@ -20,7 +22,7 @@ pub use registry::{
 use crate::circuit_breaker::{AttemptOutcome, Outcome};
 use crate::status::{StatusPattern, Statuses};
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// `minimum_calls` when not set (capped at a count window's size).
 const DEFAULT_MINIMUM_CALLS: u32 = 10;
@@ -88,7 +90,15 @@ impl Default for WindowConfig {
 /// | `probe_interval` | off | while open, how often a health probe is due |
 /// | `probe_timeout` | `probe_interval` | how long a health probe may take before it counts as failed |
 /// | `max_half_open_wait` | `"2m"` | how long trial calls may hold HalfOpen before the breaker decides without them |
-/// | `statuses` | `[408, 429, "5xx"]` | HTTP statuses that count as failures (error statuses only; see [`outcome_of`](Self::outcome_of)) |
+/// | `statuses` | `[408, "5xx"]` | HTTP statuses that count as failures (error statuses only; see [`outcome_of`](Self::outcome_of)) |
+/// | `open_on_retry_after` | `true` | a 429 or 503 with `Retry-After` opens the breaker for the time it states (see [`server_wait`](Self::server_wait)) |
+/// | `rate_limit_reset` | none | a header that says the same as `Retry-After` (see [`RateLimitReset`]) |
+/// | `throttle` | off | adaptive client-side throttling (see [`ThrottleConfig`]) |
+///
+/// A `429 Too Many Requests` says "slower", not "broken": by default the breaker does not count
+/// it (it is left to the retry policy, which waits, and to throttling, which counts it as a
+/// refusal), so a rate-limited host is never locked out by its own rate limit. A 429 that says
+/// how long to wait (`Retry-After`) opens the breaker for that long.
 ///
 /// ```
 /// use breakerbox::BreakerConfig;
@@ -142,6 +152,11 @@ pub struct BreakerConfig {
     #[serde(with = "duration")]
     pub(crate) max_half_open_wait: Duration,
     pub(crate) statuses: Statuses,
+    pub(crate) open_on_retry_after: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) rate_limit_reset: Option<RateLimitReset>,
+    #[serde(with = "edge::throttle_or_false")]
+    pub(crate) throttle: Option<ThrottleConfig>,
 }
 
 impl Default for BreakerConfig {
@@ -163,7 +178,10 @@ impl Default for BreakerConfig {
             probe_interval: None,
             probe_timeout: None,
             max_half_open_wait: Duration::from_secs(120),
-            statuses: Statuses::default_errors(),
+            statuses: Statuses::breaker_default(),
+            open_on_retry_after: true,
+            rate_limit_reset: None,
+            throttle: None,
         }
     }
 }
@@ -191,6 +209,9 @@ impl PartialEq for BreakerConfig {
             && self.probe_timeout() == other.probe_timeout()
             && self.max_half_open_wait == other.max_half_open_wait
             && self.statuses == other.statuses
+            && self.open_on_retry_after == other.open_on_retry_after
+            && self.rate_limit_reset == other.rate_limit_reset
+            && self.throttle == other.throttle
     }
 }
 
@@ -316,6 +337,61 @@ impl BreakerConfig {
         self.statuses.patterns()
     }
 
+    /// Whether a 429 or 503 that says when to come back opens the breaker until then.
+    pub fn open_on_retry_after(&self) -> bool {
+        self.open_on_retry_after
+    }
+
+    /// The rate-limit reset header read beside `Retry-After`, if any.
+    pub fn rate_limit_reset(&self) -> Option<&RateLimitReset> {
+        self.rate_limit_reset.as_ref()
+    }
+
+    /// Adaptive throttling, if on.
+    pub fn throttle(&self) -> Option<&ThrottleConfig> {
+        self.throttle.as_ref()
+    }
+
+    /// The server's word: how long an answer with `status` asks the client to stay away, when
+    /// the breaker opens on it (`open_on_retry_after`, a 429 or a 503, and a `Retry-After`, or
+    /// the rule's [`rate_limit_reset`](Self::rate_limit_reset) header, that parses to more than
+    /// zero). `header` looks a response header up by its lowercase name; `now` is the
+    /// wall-clock time, for HTTP-dates and epoch times.
+    ///
+    /// The wait is capped at `max_open_duration`, so a hostile or mistaken value (a date far in
+    /// the future, 10 KB of digits) can hold the breaker no longer than its own backoff could.
+    /// Values that do not parse (negative or fractional numbers, text, bytes that are not
+    /// UTF-8) and dates in the past are ignored: the answer then counts as its status alone.
+    ///
+    /// ```
+    /// use breakerbox::BreakerConfig;
+    /// use std::time::{Duration, SystemTime};
+    ///
+    /// let config = BreakerConfig::default();
+    /// let headers = |name: &str| (name == "retry-after").then_some(&b"30"[..]);
+    /// let now = SystemTime::now();
+    /// assert_eq!(config.server_wait(429, headers, now), Some(Duration::from_secs(30)));
+    /// assert_eq!(config.server_wait(500, headers, now), None); // only 429 and 503 say it
+    /// ```
+    pub fn server_wait<'h>(
+        &self,
+        status: u16,
+        header: impl Fn(&str) -> Option<&'h [u8]>,
+        now: SystemTime,
+    ) -> Option<Duration> {
+        if !self.open_on_retry_after || !matches!(status, 429 | 503) {
+            return None;
+        }
+        let from_retry_after = header("retry-after")
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(|v| crate::retry::parse_retry_after(v, now));
+        let wait = from_retry_after.or_else(|| {
+            let reset = self.rate_limit_reset.as_ref()?;
+            reset.wait(header(reset.header())?, now)
+        })?;
+        (!wait.is_zero()).then(|| wait.min(self.max_open_duration()))
+    }
+
     /// What this breaker records for an attempt's result: a status in `statuses` is a failure,
     /// any other status a success below 400 and ignored from 400 (a client's own error, or a
     /// server error the config chose not to count); timeouts, connection and other errors are
@@ -327,6 +403,7 @@ impl BreakerConfig {
     /// let config = BreakerConfig::default();
     /// assert_eq!(config.outcome_of(AttemptOutcome::Status(503)), Outcome::Failure);
     /// assert_eq!(config.outcome_of(AttemptOutcome::Status(404)), Outcome::Ignored);
+    /// assert_eq!(config.outcome_of(AttemptOutcome::Status(429)), Outcome::Ignored); // slower, not broken
     /// assert_eq!(config.outcome_of(AttemptOutcome::Status(200)), Outcome::Success);
     /// assert_eq!(config.outcome_of(AttemptOutcome::Timeout), Outcome::Failure);
     ///
@@ -491,6 +568,12 @@ impl BreakerConfig {
             ));
         }
         self.statuses.validate()?;
+        if let Some(reset) = &self.rate_limit_reset {
+            reset.validate()?;
+        }
+        if let Some(throttle) = &self.throttle {
+            throttle.validate().map_err(|e| e.within("throttle"))?;
+        }
         Ok(())
     }
 }
@@ -606,10 +689,26 @@ impl BreakerConfigBuilder {
         self.config.max_half_open_wait = wait;
         self
     }
-    /// The HTTP statuses that count as failures, replacing the default 408, 429 and 5xx (error
+    /// The HTTP statuses that count as failures, replacing the default 408 and 5xx (error
     /// statuses only: codes in 400..=599, classes `4xx` and `5xx`).
     pub fn statuses(mut self, statuses: impl IntoIterator<Item = StatusPattern>) -> Self {
         self.config.statuses = Statuses::unchecked(statuses.into_iter().collect());
+        self
+    }
+    /// Whether a 429 or 503 with `Retry-After` opens the breaker for the time it states (default:
+    /// on); see [`BreakerConfig::server_wait`].
+    pub fn open_on_retry_after(mut self, on: bool) -> Self {
+        self.config.open_on_retry_after = on;
+        self
+    }
+    /// Also reads `reset` on 429 and 503 answers without `Retry-After`.
+    pub fn rate_limit_reset(mut self, reset: RateLimitReset) -> Self {
+        self.config.rate_limit_reset = Some(reset);
+        self
+    }
+    /// Turns adaptive throttling on; see [`ThrottleConfig`].
+    pub fn throttle(mut self, throttle: ThrottleConfig) -> Self {
+        self.config.throttle = Some(throttle);
         self
     }
     /// Validates and returns the config.

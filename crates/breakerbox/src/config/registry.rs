@@ -1,6 +1,12 @@
 //! The breaker box's config: defaults, one rule per named breaker, the cap.
 
-use super::{BreakerConfig, InvalidConfig, WindowConfig, duration, number, table};
+use super::edge::throttle_or_false;
+use super::{
+    BreakerConfig, InvalidConfig, RateLimitReset, ThrottleConfig, WindowConfig, duration, number,
+    table,
+};
+use crate::retry::RetryConfig;
+use crate::retry::rule::{RetryOverride, RuleRetry};
 use crate::status::Statuses;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -252,6 +258,19 @@ pub struct BreakerRule {
     max_half_open_wait: Option<Duration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     statuses: Option<Statuses>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    open_on_retry_after: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit_reset: Option<RateLimitReset>,
+    #[serde(
+        default,
+        with = "throttle_or_false::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    throttle: Option<Option<ThrottleConfig>>,
+    /// This breaker's retry policy: `false` for none, or keys of `[retry]` to change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    retry: Option<RuleRetry>,
 }
 
 impl BreakerRule {
@@ -279,6 +298,10 @@ impl BreakerRule {
             probe_timeout: None,
             max_half_open_wait: None,
             statuses: None,
+            open_on_retry_after: None,
+            rate_limit_reset: None,
+            throttle: None,
+            retry: None,
         }
     }
 
@@ -305,6 +328,31 @@ impl BreakerRule {
             probe_timeout: c.probe_timeout,
             max_half_open_wait: Some(c.max_half_open_wait),
             statuses: Some(c.statuses),
+            open_on_retry_after: Some(c.open_on_retry_after),
+            rate_limit_reset: c.rate_limit_reset,
+            throttle: Some(c.throttle),
+            retry: self.retry,
+        }
+    }
+
+    /// Gives this breaker's requests their own retry policy, instead of the box's `[retry]`.
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = Some(RuleRetry::Merge(Box::new(RetryOverride::whole(retry))));
+        self
+    }
+
+    /// Turns retries off for this breaker's requests.
+    pub fn no_retry(mut self) -> Self {
+        self.retry = Some(RuleRetry::Off);
+        self
+    }
+
+    /// This rule's retry policy over the box's `base` (its `[retry]` table, or the default
+    /// policy): `None` when the rule turns retries off.
+    pub fn retry_config(&self, base: &RetryConfig) -> Result<Option<RetryConfig>, InvalidConfig> {
+        match &self.retry {
+            None => Ok(Some(base.clone())),
+            Some(retry) => retry.resolve(base).map_err(|e| e.within("retry")),
         }
     }
 
@@ -406,6 +454,11 @@ impl BreakerRule {
         set(&mut c.success_threshold, &self.success_threshold);
         set(&mut c.statuses, &self.statuses);
         set(&mut c.max_half_open_wait, &self.max_half_open_wait);
+        set(&mut c.open_on_retry_after, &self.open_on_retry_after);
+        set(&mut c.throttle, &self.throttle);
+        if self.rate_limit_reset.is_some() {
+            c.rate_limit_reset = self.rate_limit_reset.clone();
+        }
         if self.probe_interval.is_some() {
             c.probe_interval = self.probe_interval;
         }
@@ -450,6 +503,12 @@ pub struct BoxConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub(crate) retry: Option<crate::retry::RetryConfig>,
+    #[serde(
+        default,
+        with = "number::toggle::option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub(crate) max_open_fraction: Option<Option<f64>>,
 }
 
 impl Default for BoxConfig {
@@ -460,6 +519,7 @@ impl Default for BoxConfig {
             defaults: BreakerConfig::default(),
             breakers: Vec::new(),
             retry: None,
+            max_open_fraction: None,
         }
     }
 }
@@ -559,9 +619,32 @@ impl BoxConfig {
     }
 
     /// The `[retry]` table, if the config has one: the retry policy front ends apply to the
-    /// requests this box guards.
+    /// requests this box guards (rules may change it for their breakers: see
+    /// [`retry_for`](Self::retry_for)).
     pub fn retry(&self) -> Option<&crate::retry::RetryConfig> {
         self.retry.as_ref()
+    }
+
+    /// The retry policy of the requests a breaker guards: rule `rule`'s (by index in
+    /// [`rules`](Self::rules)), or with `None` the per-target breakers', which is `[retry]` (or
+    /// the default policy without one). `None` when the rule turns retries off.
+    pub fn retry_for(&self, rule: Option<usize>) -> Option<RetryConfig> {
+        let base = self.retry.clone().unwrap_or_default();
+        match rule.and_then(|i| self.breakers.get(i)) {
+            // Validated with the box: resolving cannot fail.
+            Some(rule) => rule.retry_config(&base).ok().flatten(),
+            None => Some(base),
+        }
+    }
+
+    /// The fleet guard: the largest share of the box's active breakers (those that saw calls
+    /// in the last minute) that may be open at once, if set. Past it, a breaker that would
+    /// trip is held closed (it keeps admitting and counting) and the box's health says a local
+    /// fault (the client's own network, DNS or proxy) is likely: every upstream failing at once
+    /// is more often the client's problem than theirs. One breaker may always open. Off by
+    /// default: a box's breakers guard different services, which do fail together sometimes.
+    pub fn max_open_fraction(&self) -> Option<f64> {
+        self.max_open_fraction.flatten()
     }
 
     /// Checks the defaults, every rule (as merged onto the defaults) and the cap.
@@ -573,10 +656,20 @@ impl BoxConfig {
                 "must be in 1 ..= 1000000: the cap bounds memory (about 1 KiB a breaker) and metric labels",
             ));
         }
+        if let Some(fraction) = self.max_open_fraction() {
+            if !(fraction > 0.0 && fraction <= 1.0) {
+                return Err(InvalidConfig::new(
+                    "max_open_fraction",
+                    fraction,
+                    "must be in (0, 1] (write `false` to turn the guard off)",
+                ));
+            }
+        }
         self.defaults.validate().map_err(|e| e.within("defaults"))?;
         if let Some(retry) = &self.retry {
             retry.validate().map_err(|e| e.within("retry"))?;
         }
+        let base_retry = self.retry.clone().unwrap_or_default();
         for (i, rule) in self.breakers.iter().enumerate() {
             let table = format!("breakers[{i}]");
             if rule.name.trim().is_empty() || rule.name == OVERFLOW_BREAKER {
@@ -614,6 +707,8 @@ impl BoxConfig {
                 .within(&table));
             }
             let config = rule.resolve(&self.defaults).map_err(|e| e.within(&table))?;
+            rule.retry_config(&base_retry)
+                .map_err(|e| e.within(&table))?;
             if let Some(url) = &rule.health_url {
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(InvalidConfig::new(
@@ -668,6 +763,11 @@ impl BoxConfigBuilder {
     /// The retry policy for the requests this box guards.
     pub fn retry(mut self, retry: crate::retry::RetryConfig) -> Self {
         self.config.retry = Some(retry);
+        self
+    }
+    /// The fleet guard: see [`BoxConfig::max_open_fraction`].
+    pub fn max_open_fraction(mut self, fraction: f64) -> Self {
+        self.config.max_open_fraction = Some(Some(fraction));
         self
     }
     /// Validates and returns the config.

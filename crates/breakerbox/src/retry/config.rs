@@ -69,20 +69,20 @@ pub fn is_idempotent_method(method: &str) -> bool {
 #[serde(remote = "Self", default, deny_unknown_fields)]
 pub struct RetryConfig {
     #[serde(with = "crate::config::number::plain")]
-    max_retries: u32,
+    pub(super) max_retries: u32,
     #[serde(with = "crate::config::duration")]
-    base_delay: Duration,
+    pub(super) base_delay: Duration,
     #[serde(with = "crate::config::number::plain")]
-    multiplier: f64,
+    pub(super) multiplier: f64,
     #[serde(with = "crate::config::duration")]
-    max_delay: Duration,
-    jitter: Jitter,
+    pub(super) max_delay: Duration,
+    pub(super) jitter: Jitter,
     #[serde(with = "duration_or_false")]
-    max_elapsed: Option<Duration>,
-    retry_non_idempotent: bool,
-    statuses: Statuses,
+    pub(super) max_elapsed: Option<Duration>,
+    pub(super) retry_non_idempotent: bool,
+    pub(super) statuses: Statuses,
     #[serde(with = "budget_or_false")]
-    budget: Option<BudgetConfig>,
+    pub(super) budget: Option<BudgetConfig>,
 }
 
 // === impl RetryConfig ===
@@ -538,7 +538,7 @@ impl Default for BudgetConfig {
 // === serde helpers ===
 
 /// `max_elapsed`: a duration string, or `false` for no limit.
-mod duration_or_false {
+pub(super) mod duration_or_false {
     use serde::de::{self, Deserializer, Visitor};
     use serde::ser::Serializer;
     use std::fmt;
@@ -582,10 +582,31 @@ mod duration_or_false {
 
         d.deserialize_any(V)
     }
+
+    /// A rule's override: absent (inherit), or a value.
+    pub(crate) mod option {
+        use serde::{Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<Option<std::time::Duration>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Option<std::time::Duration>>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
+    }
 }
 
 /// `budget`: a table, `true` for the default budget, or `false` for none.
-mod budget_or_false {
+pub(super) mod budget_or_false {
     use super::BudgetConfig;
     use serde::de::{self, Deserializer, MapAccess, Visitor};
     use serde::ser::Serializer;
@@ -627,6 +648,27 @@ mod budget_or_false {
         }
 
         d.deserialize_any(V)
+    }
+
+    /// A rule's override: absent (inherit), or a value.
+    pub(crate) mod option {
+        use serde::{Deserializer, Serializer};
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<Option<super::BudgetConfig>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => super::serialize(t, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+            d: D,
+        ) -> Result<Option<Option<super::BudgetConfig>>, D::Error> {
+            super::deserialize(d).map(Some)
+        }
     }
 }
 

@@ -8,9 +8,9 @@ use metrics::{Counter, SharedString, counter};
 ///
 /// | metric | labels |
 /// | --- | --- |
-/// | `retry_attempts_total` | `target`, `reason` (see [`RetryReason::as_str`]) |
-/// | `retry_exhausted_total` | `target` |
-/// | `retry_budget_rejected_total` | `target` |
+/// | `retry_attempts_total` | `breaker`, `reason` (see [`RetryReason::as_str`]) |
+/// | `retry_exhausted_total` | `breaker` |
+/// | `retry_budget_rejected_total` | `breaker` |
 ///
 /// Handles come from the recorder installed when `RetryMetrics::new` runs, so create it after
 /// installing the exporter.
@@ -35,7 +35,7 @@ impl RetryMetrics {
         let attempts = |reason: RetryReason| {
             counter!(
                 "retry_attempts_total",
-                "target" => target.clone(),
+                "breaker" => target.clone(),
                 "reason" => reason.as_str()
             )
         };
@@ -47,8 +47,8 @@ impl RetryMetrics {
             status_5xx: attempts(RetryReason::Status(500)),
             status_4xx: attempts(RetryReason::Status(400)),
             status_other: attempts(RetryReason::Status(0)),
-            exhausted: counter!("retry_exhausted_total", "target" => target.clone()),
-            budget_rejected: counter!("retry_budget_rejected_total", "target" => target),
+            exhausted: counter!("retry_exhausted_total", "breaker" => target.clone()),
+            budget_rejected: counter!("retry_budget_rejected_total", "breaker" => target),
         }
     }
 
@@ -152,19 +152,19 @@ mod tests {
         let attempts = |reason, n| {
             (
                 "retry_attempts_total".to_owned(),
-                labels(&[("target", "espn"), ("reason", reason)]),
+                labels(&[("breaker", "espn"), ("reason", reason)]),
                 n,
             )
         };
         let mut expected = vec![
             (
                 "retry_budget_rejected_total".to_owned(),
-                labels(&[("target", "espn")]),
+                labels(&[("breaker", "espn")]),
                 1,
             ),
             (
                 "retry_exhausted_total".to_owned(),
-                labels(&[("target", "espn")]),
+                labels(&[("breaker", "espn")]),
                 2,
             ),
             attempts("connect", 1),

@@ -67,6 +67,7 @@ mod metrics;
 #[path = "metrics_noop.rs"]
 mod metrics;
 mod retrier;
+pub(crate) mod rule;
 mod retry_after;
 
 pub use attempts::Attempts;
