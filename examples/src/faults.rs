@@ -8,7 +8,9 @@
 //! - `KIND` is `down` (503 Service Unavailable), `error` (500 Internal Server Error), `slow`
 //!   (answers only after [`SLOW_ANSWER`], past the client's timeout) or `ratelimit` (503 with
 //!   `Retry-After: 1` to a request that comes less than a second after the last one it let
-//!   through, like MusicBrainz).
+//!   through, like MusicBrainz), `retryafter` (429 with `Retry-After: 5`, like Spotify's rate
+//!   limit) or `overloaded` (429 without `Retry-After` to three requests in four: partial
+//!   capacity, which throttling handles).
 //! - `FROM-UNTIL` is a window like `5s-15s`, `5-15` (seconds), `500ms-2m` or `20s-` (until the
 //!   end); without it the fault lasts the whole run.
 //!
@@ -52,14 +54,21 @@ pub enum FaultKind {
     /// Answers 503 with `Retry-After: 1` to a request less than a second after the last
     /// one it served.
     RateLimit,
+    /// Answers 429 with `Retry-After: 5`: the server's word opens the breaker for 5 s.
+    RetryAfter,
+    /// Answers 429 without `Retry-After` to three requests in four: an upstream at a quarter
+    /// of its capacity.
+    Overloaded,
 }
 
 impl FaultKind {
-    const ALL: [FaultKind; 4] = [
+    const ALL: [FaultKind; 6] = [
         FaultKind::Down,
         FaultKind::Error,
         FaultKind::Slow,
         FaultKind::RateLimit,
+        FaultKind::RetryAfter,
+        FaultKind::Overloaded,
     ];
 
     /// The word used in scripts.
@@ -69,6 +78,8 @@ impl FaultKind {
             FaultKind::Error => "error",
             FaultKind::Slow => "slow",
             FaultKind::RateLimit => "ratelimit",
+            FaultKind::RetryAfter => "retryafter",
+            FaultKind::Overloaded => "overloaded",
         }
     }
 }

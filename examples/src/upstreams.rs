@@ -17,6 +17,7 @@ use hyper_util::rt::TokioIo;
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -53,6 +54,8 @@ struct Shared {
     log: Mutex<Vec<Hit>>,
     /// For `ratelimit` faults: when each route last let a request through.
     last_served: Mutex<HashMap<Route, Duration>>,
+    /// For `overloaded` faults: requests seen, one in four of which is served.
+    overloaded: AtomicU64,
 }
 
 impl Upstreams {
@@ -63,6 +66,7 @@ impl Upstreams {
             timeline,
             log: Mutex::new(Vec::new()),
             last_served: Mutex::new(HashMap::new()),
+            overloaded: AtomicU64::new(0),
         });
         let mut addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -174,15 +178,21 @@ async fn answer(
         ));
     }
     let quick = Duration::from_millis(5);
-    let (status, delay, retry_after) = match shared.script.active(route, at) {
-        None => (StatusCode::OK, route.latency(), false),
-        Some(FaultKind::Down) => (StatusCode::SERVICE_UNAVAILABLE, quick, false),
-        Some(FaultKind::Error) => (StatusCode::INTERNAL_SERVER_ERROR, route.latency(), false),
-        Some(FaultKind::Slow) => (StatusCode::OK, SLOW_ANSWER, false),
+    let (status, delay, retry_after): (StatusCode, Duration, Option<&'static str>) =
+        match shared.script.active(route, at) {
+        None => (StatusCode::OK, route.latency(), None),
+        Some(FaultKind::Down) => (StatusCode::SERVICE_UNAVAILABLE, quick, None),
+        Some(FaultKind::Error) => (StatusCode::INTERNAL_SERVER_ERROR, route.latency(), None),
+        Some(FaultKind::Slow) => (StatusCode::OK, SLOW_ANSWER, None),
         Some(FaultKind::RateLimit) if shared.too_soon(route, at) => {
-            (StatusCode::SERVICE_UNAVAILABLE, quick, true)
+            (StatusCode::SERVICE_UNAVAILABLE, quick, Some("1"))
         }
-        Some(FaultKind::RateLimit) => (StatusCode::OK, route.latency(), false),
+        Some(FaultKind::RateLimit) => (StatusCode::OK, route.latency(), None),
+        Some(FaultKind::RetryAfter) => (StatusCode::TOO_MANY_REQUESTS, quick, Some("5")),
+        Some(FaultKind::Overloaded) if shared.overloaded.fetch_add(1, Ordering::Relaxed) % 4 != 0 => {
+            (StatusCode::TOO_MANY_REQUESTS, quick, None)
+        }
+        Some(FaultKind::Overloaded) => (StatusCode::OK, route.latency(), None),
     };
     lock(&shared.log).push(Hit {
         route,
@@ -192,11 +202,11 @@ async fn answer(
     });
     drop(req);
     tokio::time::sleep(delay).await;
-    let mut response = json(status, body(route, health_check, status, retry_after));
-    if retry_after {
+    let mut response = json(status, body(route, health_check, status, retry_after.is_some()));
+    if let Some(after) = retry_after {
         response
             .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static(after));
     }
     Ok(response)
 }
@@ -217,6 +227,7 @@ fn body(route: Route, health_check: bool, status: StatusCode, rate_limited: bool
         return r#"{"error":"Your requests are exceeding the allowable rate limit (1 per second)."}"#;
     }
     match (status, route) {
+        (StatusCode::TOO_MANY_REQUESTS, _) => r#"{"error":{"status":429,"message":"API rate limit exceeded"}}"#,
         (StatusCode::INTERNAL_SERVER_ERROR, _) => {
             r#"{"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}}"#
         }

@@ -526,6 +526,8 @@ fn check_bursts(
                     ));
                 }
             }
+            // The server's word (a 503 with Retry-After) opens a breaker whatever its rule.
+            (_, TransitionReason::RetryAfter { .. }) => {}
             (rule, reason) => violations.push(format!(
                 "{name}: opened for {reason} at {:?}, its rule is {rule:?}",
                 opened.at

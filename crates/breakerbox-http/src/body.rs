@@ -15,7 +15,8 @@
 //! cannot make it a success, and a retry must see the failure counted before it tries again.
 
 use breakerbox::circuit_breaker::BreakerHolder;
-use breakerbox::{AttemptOutcome, Outcome, OwnedPermit, Permit};
+use breakerbox::{AttemptOutcome, BreakerConfig, Outcome, OwnedPermit, Permit};
+use std::time::Duration;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::fmt;
@@ -30,6 +31,13 @@ pub trait Record {
 
     /// The outcome the permit's breaker records for `attempt`.
     fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome;
+
+    /// The config of the permit's breaker, if a breaker guards the call.
+    fn config(&self) -> Option<&BreakerConfig>;
+
+    /// Records what the attempt came back with, and the server's word on how long to stay
+    /// away (see [`Permit::report_answer`]).
+    fn report_answer(self, attempt: AttemptOutcome, server_wait: Option<Duration>);
 }
 
 impl<H: BreakerHolder> Record for OwnedPermit<H> {
@@ -41,6 +49,16 @@ impl<H: BreakerHolder> Record for OwnedPermit<H> {
     #[inline]
     fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
         OwnedPermit::outcome_of(self, attempt)
+    }
+
+    #[inline]
+    fn config(&self) -> Option<&BreakerConfig> {
+        Some(OwnedPermit::config(self))
+    }
+
+    #[inline]
+    fn report_answer(self, attempt: AttemptOutcome, server_wait: Option<Duration>) {
+        OwnedPermit::report_answer(self, attempt, server_wait);
     }
 }
 
@@ -54,19 +72,35 @@ impl Record for Permit<'static> {
     fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
         Permit::outcome_of(self, attempt)
     }
+
+    #[inline]
+    fn config(&self) -> Option<&BreakerConfig> {
+        Some(Permit::config(self))
+    }
+
+    #[inline]
+    fn report_answer(self, attempt: AttemptOutcome, server_wait: Option<Duration>) {
+        Permit::report_answer(self, attempt, server_wait);
+    }
 }
 
-/// Guards `response` with `permit`: a status the breaker counts as a failure is recorded now;
-/// any other response keeps the permit in its body, which records when it ends (see the
-/// [module docs](self)).
+/// Guards `response` with `permit`: a status the breaker counts as a failure is recorded now,
+/// and so are a 429 and a 503 (the answers that may carry the server's word: a `Retry-After`
+/// that opens the breaker, a refusal that throttling counts); any other response keeps the
+/// permit in its body, which records when it ends (see the [module docs](self)).
 #[inline]
 pub fn guard<B, P: Record>(
     response: http::Response<B>,
     permit: P,
 ) -> http::Response<ResponseBody<B, P>> {
-    let outcome = permit.outcome_of(AttemptOutcome::Status(response.status().as_u16()));
-    if outcome == Outcome::Failure {
-        permit.record(outcome);
+    let status = response.status().as_u16();
+    let attempt = AttemptOutcome::Status(status);
+    let outcome = permit.outcome_of(attempt);
+    if outcome == Outcome::Failure || matches!(status, 429 | 503) {
+        let wait = permit
+            .config()
+            .and_then(|config| crate::server_wait(config, status, response.headers()));
+        permit.report_answer(attempt, wait);
         return response.map(ResponseBody::unguarded);
     }
     response.map(|body| ResponseBody::new(body, permit, outcome))

@@ -1,8 +1,8 @@
 //! HTTP's part of the engine's rules: which requests may be sent twice, and what a response's
 //! `Retry-After` asks for.
 
-use breakerbox::RetryConfig;
 use breakerbox::retry::parse_retry_after;
+use breakerbox::{BreakerConfig, RetryConfig};
 use http::{HeaderMap, HeaderName, Method};
 use std::time::{Duration, SystemTime};
 
@@ -55,4 +55,32 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     #[allow(clippy::disallowed_methods)]
     let now = SystemTime::now();
     parse_retry_after(value, now)
+}
+
+/// The server's word on a response: how long a 429 or 503 asks the client to stay away, by its
+/// `Retry-After` or the breaker's rate-limit reset header, when the breaker opens on it (see
+/// [`BreakerConfig::server_wait`]; HTTP-dates and epoch times are read against the wall clock).
+/// Only 429 and 503 answers read their headers.
+///
+/// ```
+/// use breakerbox::BreakerConfig;
+/// use breakerbox_http::server_wait;
+/// use http::HeaderMap;
+/// use std::time::Duration;
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("retry-after", "30".parse().unwrap());
+/// let config = BreakerConfig::default();
+/// assert_eq!(server_wait(&config, 429, &headers), Some(Duration::from_secs(30)));
+/// assert_eq!(server_wait(&config, 200, &headers), None);
+/// ```
+#[inline]
+pub fn server_wait(config: &BreakerConfig, status: u16, headers: &HeaderMap) -> Option<Duration> {
+    if !matches!(status, 429 | 503) {
+        return None;
+    }
+    // An HTTP-date or an epoch time is wall-clock time.
+    #[allow(clippy::disallowed_methods)]
+    let now = SystemTime::now();
+    config.server_wait(status, |name| headers.get(name).map(|v| v.as_bytes()), now)
 }

@@ -58,7 +58,7 @@ mod headers;
 mod probe;
 
 pub use clock::TokioClock;
-pub use headers::{IDEMPOTENCY_KEY, may_retry, retry_after};
+pub use headers::{IDEMPOTENCY_KEY, may_retry, retry_after, server_wait};
 pub use probe::Probe;
 
 #[doc(hidden)]

@@ -1,9 +1,10 @@
 //! The circuit breaker middleware.
 
+use crate::RetryMiddleware;
 use crate::classify::{error_outcome, from_parts, into_parts};
 use breakerbox::{AttemptOutcome, BoxConfig, BreakerBox, Outcome, OwnedPermit, Target};
 use breakerbox_http::body::ResponseBody;
-use breakerbox_http::{Probe, TokioClock};
+use breakerbox_http::{Probe, TokioClock, server_wait};
 use http::Extensions;
 use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next, Result};
@@ -118,6 +119,14 @@ impl CircuitBreakerMiddleware {
         &self.breakers
     }
 
+    /// A retry middleware that retries each request by the policy of the breaker guarding it:
+    /// the box's `[retry]` table with the request's rule's `retry` keys merged over it (or no
+    /// retries, for a rule with `retry = false`), each breaker with a retry budget and retry
+    /// metrics of its own. See [`RetryMiddleware::per_breaker`].
+    pub fn retry(&self) -> RetryMiddleware {
+        RetryMiddleware::per_breaker(self.breakers.clone())
+    }
+
     /// Records `response` through `permit`, or through the breaker of the URL it came from
     /// when reqwest followed a redirect to another breaker's target.
     fn finish(&self, response: Response, permit: OwnedPermit, sent: u64) -> Response {
@@ -162,12 +171,19 @@ fn fingerprint(url: &Url) -> u64 {
     foldhash::fast::FixedState::with_seed(0x6272_6b72_626f_7821).hash_one(url.as_str())
 }
 
-/// Guards `response` with `permit`: a status the breaker counts as a failure, or a response
-/// without a body to read, is recorded now; any other keeps the permit in its body.
+/// Guards `response` with `permit`: a status the breaker counts as a failure, a 429 or 503
+/// (which may carry the server's word: a `Retry-After` opens the breaker until then), or a
+/// response without a body to read, is recorded now; any other keeps the permit in its body.
 fn guard(response: Response, permit: OwnedPermit) -> Response {
-    let outcome = permit.outcome_of(AttemptOutcome::Status(response.status().as_u16()));
-    if outcome == Outcome::Failure || response.content_length() == Some(0) {
-        permit.record(outcome);
+    let status = response.status().as_u16();
+    let attempt = AttemptOutcome::Status(status);
+    let outcome = permit.outcome_of(attempt);
+    if outcome == Outcome::Failure
+        || matches!(status, 429 | 503)
+        || response.content_length() == Some(0)
+    {
+        let wait = server_wait(permit.config(), status, response.headers());
+        permit.report_answer(attempt, wait);
         return response;
     }
     let (parts, body) = into_parts(response);

@@ -1,8 +1,8 @@
 //! The retry middleware.
 
 use crate::classify::{attempt_outcome, from_parts, into_parts};
-use breakerbox::RetryConfig;
 use breakerbox::retry::{Retrier, RetryDecision, RetryRun, StopReason};
+use breakerbox::{BreakerBox, CircuitBreaker, RetryConfig, Target};
 use breakerbox_http::{TokioClock, may_retry, retry_after};
 use http::Extensions;
 use http_body_util::BodyExt;
@@ -25,7 +25,11 @@ const KEEP_IN_MEMORY: u64 = 64 * 1024;
 ///   `Idempotency-Key`: a `POST` is sent once;
 /// - a request whose body cannot be copied (`Request::try_clone` is `None`: a stream) is sent
 ///   exactly once, never refused for it;
-/// - a retry budget shared by the clients of this middleware;
+/// - a retry budget: with [`per_breaker`](Self::per_breaker) (or
+///   [`CircuitBreakerMiddleware::retry`](crate::CircuitBreakerMiddleware::retry)), one per
+///   breaker, so one upstream's outage never spends the retries another needs, and each
+///   request retried by its own breaker's policy; with [`new`](Self::new), one policy and one
+///   budget shared by every request through this middleware;
 /// - the last real answer: once an attempt reached the upstream, the caller gets the last
 ///   upstream result, never a `CircuitOpen` from a breaker that refused a later attempt, so
 ///   [`is_circuit_open`](crate::is_circuit_open) means that nothing of the call was sent. While
@@ -36,23 +40,45 @@ const KEEP_IN_MEMORY: u64 = 64 * 1024;
 ///   [`Attempts`](breakerbox::retry::Attempts) in its extensions: how many attempts reached the
 ///   upstream, and why retrying stopped (`stopped_by_open_breaker()`). An error carries no such
 ///   count;
-/// - `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count.
+/// - per breaker, a retry that would arrive while the breaker is still open (a server's
+///   `Retry-After` opened it on this answer, say) is not waited for: the caller gets the answer
+///   at once;
+/// - `retry_attempts_total`, `retry_exhausted_total` and `retry_budget_rejected_total` count,
+///   labelled with the breaker's name (or the name given to [`named`](Self::named)).
 ///
 /// Add it before the circuit breaker, so that every attempt goes through the breaker:
 ///
 /// ```
-/// use breakerbox_reqwest::{BoxConfig, CircuitBreakerMiddleware, RetryMiddleware};
+/// use breakerbox_reqwest::{BoxConfig, CircuitBreakerMiddleware};
 ///
-/// let config = BoxConfig::default();
+/// let config = BoxConfig::from_toml(r#"
+///     [[breakers]]
+///     name = "musicbrainz"
+///     match = { host = "musicbrainz.org" }
+///     retry = { max_retries = 1 }   # its own policy and budget; `retry = false` for none
+///
+///     [retry]
+///     max_retries = 3
+/// "#)?;
+/// let breakers = CircuitBreakerMiddleware::new(config);
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-///     .with(RetryMiddleware::named("scraper", config.retry().cloned().unwrap_or_default()))
-///     .with(CircuitBreakerMiddleware::new(config))
+///     .with(breakers.retry())
+///     .with(breakers)
 ///     .build();
 /// # drop(client);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct RetryMiddleware {
-    retrier: Arc<Retrier>,
+    policy: Policy,
+}
+
+#[derive(Debug, Clone)]
+enum Policy {
+    /// One policy and budget for every request.
+    One(Arc<Retrier>),
+    /// The policy and budget of each request's breaker.
+    PerBreaker(BreakerBox),
 }
 
 impl RetryMiddleware {
@@ -65,13 +91,58 @@ impl RetryMiddleware {
     /// [`new`](Self::new) with the metrics' `target` label (a host or upstream name).
     pub fn named(target: &str, config: RetryConfig) -> Self {
         Self {
-            retrier: Arc::new(Retrier::new(config, Arc::new(TokioClock::new()), target)),
+            policy: Policy::One(Arc::new(Retrier::new(
+                config,
+                Arc::new(TokioClock::new()),
+                target,
+            ))),
         }
     }
 
-    /// The retry config.
-    pub fn config(&self) -> &RetryConfig {
-        self.retrier.config()
+    /// Retries each request by the policy of its breaker in `breakers` (see
+    /// [`CircuitBreaker::retrier`]): per rule, and with a retry budget and metrics per breaker.
+    /// Use the same box as the circuit breaker middleware, which
+    /// [`CircuitBreakerMiddleware::retry`](crate::CircuitBreakerMiddleware::retry) does.
+    pub fn per_breaker(breakers: BreakerBox) -> Self {
+        Self {
+            policy: Policy::PerBreaker(breakers),
+        }
+    }
+
+    /// The retry config, for a middleware with one policy ([`new`](Self::new),
+    /// [`named`](Self::named)); `None` per breaker.
+    pub fn config(&self) -> Option<&RetryConfig> {
+        match &self.policy {
+            Policy::One(retrier) => Some(retrier.config()),
+            Policy::PerBreaker(_) => None,
+        }
+    }
+}
+
+/// Who decides a request's retries.
+enum Decider<'a> {
+    One(&'a Retrier),
+    Breaker(CircuitBreaker),
+}
+
+impl Decider<'_> {
+    fn retrier(&self) -> Option<&Retrier> {
+        match self {
+            Decider::One(retrier) => Some(retrier),
+            Decider::Breaker(breaker) => breaker.retrier(),
+        }
+    }
+
+    fn after_attempt(
+        &self,
+        run: &mut RetryRun,
+        outcome: breakerbox::AttemptOutcome,
+        retry_after: impl FnOnce() -> Option<std::time::Duration>,
+    ) -> RetryDecision {
+        match self {
+            Decider::One(retrier) => retrier.after_attempt(run, outcome, retry_after),
+            Decider::Breaker(breaker) => breaker.after_attempt(run, outcome, retry_after),
+        }
     }
 }
 
@@ -104,7 +175,21 @@ impl Middleware for RetryMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let retrier = &*self.retrier;
+        let decider = match &self.policy {
+            Policy::One(retrier) => Decider::One(retrier),
+            Policy::PerBreaker(breakers) => {
+                let url = req.url();
+                match (url.host_str(), url.port_or_known_default()) {
+                    (Some(host), Some(port)) => Decider::Breaker(
+                        breakers.breaker(&Target::new(url.scheme(), host, port, url.path())),
+                    ),
+                    _ => return next.run(req, extensions).await, // no host: no breaker
+                }
+            }
+        };
+        let Some(retrier) = decider.retrier() else {
+            return next.run(req, extensions).await; // this breaker's rule turns retries off
+        };
         let retryable = may_retry(retrier.config(), req.method(), req.headers());
         let mut copy = if retryable { req.try_clone() } else { None };
         if copy.is_none() {
@@ -117,7 +202,7 @@ impl Middleware for RetryMiddleware {
         let mut previous = None;
         loop {
             let result = next.clone().run(request, extensions).await;
-            let decision = retrier.after_attempt(&mut run, attempt_outcome(&result), || {
+            let decision = decider.after_attempt(&mut run, attempt_outcome(&result), || {
                 result.as_ref().ok().and_then(|r| retry_after(r.headers()))
             });
             let stop = match (decision, copy.take()) {

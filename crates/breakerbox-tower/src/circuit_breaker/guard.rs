@@ -1,7 +1,8 @@
 //! The permit of one call, as a classifier receives it.
 
 use super::handle::Lease;
-use breakerbox::{AttemptOutcome, Outcome, OwnedPermit, Permit};
+use breakerbox::{AttemptOutcome, BreakerConfig, Outcome, OwnedPermit, Permit};
+use std::time::Duration;
 use std::fmt;
 use std::sync::Arc;
 
@@ -89,6 +90,26 @@ impl breakerbox_http::body::Record for Guard {
     #[inline]
     fn outcome_of(&self, attempt: AttemptOutcome) -> Outcome {
         Guard::outcome_of(self, attempt)
+    }
+
+    #[inline]
+    fn config(&self) -> Option<&BreakerConfig> {
+        match &self.0 {
+            Kind::Leased(permit) => Some(permit.config()),
+            Kind::Static(permit) => Some(permit.config()),
+            Kind::Keyed(permit) => Some(permit.config()),
+            Kind::Unguarded => None,
+        }
+    }
+
+    #[inline]
+    fn report_answer(self, attempt: AttemptOutcome, server_wait: Option<Duration>) {
+        match self.0 {
+            Kind::Leased(permit) => permit.report_answer(attempt, server_wait),
+            Kind::Static(permit) => permit.report_answer(attempt, server_wait),
+            Kind::Keyed(permit) => permit.report_answer(attempt, server_wait),
+            Kind::Unguarded => {}
+        }
     }
 }
 

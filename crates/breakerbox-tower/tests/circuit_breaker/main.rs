@@ -95,7 +95,7 @@ async fn consecutive_failures_open_and_rejections_never_touch_the_inner_service(
 }
 
 #[tokio::test(start_paused = true)]
-async fn http_statuses_5xx_408_429_fail_and_other_4xx_are_ignored() {
+async fn http_statuses_5xx_and_408_fail_and_other_4xx_are_ignored() {
     let layer = CircuitBreakerLayer::named("lastfm", config(3));
     let breaker = layer.breaker().clone();
     let (mut svc, mut handle) = mock::spawn_layer::<(), Response, _>(layer);
@@ -108,12 +108,16 @@ async fn http_statuses_5xx_408_429_fail_and_other_4xx_are_ignored() {
             code
         );
     }
+    // A 429 says "slower", not "broken": never counted by the breaker.
+    for _ in 0..5 {
+        call_with(&mut svc, &mut handle, Ok(429)).await.unwrap();
+    }
     assert_eq!(breaker.state(), State::Closed);
     for code in [503, 408] {
         call_with(&mut svc, &mut handle, Ok(code)).await.unwrap();
     }
     assert_eq!(breaker.state(), State::Closed);
-    call_with(&mut svc, &mut handle, Ok(429)).await.unwrap();
+    call_with(&mut svc, &mut handle, Ok(500)).await.unwrap();
     assert_eq!(breaker.state(), State::Open);
 }
 

@@ -141,6 +141,11 @@ impl<'a> Permit<'a> {
     pub fn is_trial(&self) -> bool {
         self.ticket.kind() == TicketKind::Trial
     }
+
+    /// The config of the breaker that issued this permit.
+    pub fn config(&self) -> &crate::BreakerConfig {
+        &self.inner.config
+    }
 }
 
 impl Drop for Permit<'_> {
@@ -303,6 +308,11 @@ impl<H: BreakerHolder> OwnedPermit<H> {
     /// The breaker that issued this permit.
     pub fn breaker(&self) -> &CircuitBreaker {
         self.holder.breaker()
+    }
+
+    /// The config of the breaker that issued this permit.
+    pub fn config(&self) -> &crate::BreakerConfig {
+        &self.holder.breaker().inner.config
     }
 
     /// What the permit holds to reach its breaker.

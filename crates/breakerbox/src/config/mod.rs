@@ -4,6 +4,47 @@
 //! an out-of-range value is an [`InvalidConfig`] from the builder, or a deserialization error
 //! carrying the same text, naming the field and the value. Never a panic, and never a surprise
 //! at the first call.
+//!
+//! # Reference
+//!
+//! A breaker box's TOML file ([`BoxConfig::from_toml_file`]) has four parts. Durations are
+//! strings like `"500ms"`, `"60s"`, `"2m"`; a rule written `false` is off.
+//!
+//! **Top level**
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `max_breakers` | integer 1 ..= 1,000,000 | 1000 | the most per-target breakers the box creates ([`BoxConfig::max_breakers`]) |
+//! | `overflow` | `"metrics_only"` / `"shared"` | `"metrics_only"` | what targets past the cap share ([`Overflow`]) |
+//! | `max_open_fraction` | number in (0, 1], or `false` | off | the fleet guard: the largest share of the box's breakers open at once ([`BoxConfig::max_open_fraction`]) |
+//!
+//! **`[defaults]`**: the config of every breaker no rule names, and the base every rule
+//! changes. Every key of [`BreakerConfig`] (its table lists them with their defaults):
+//! the trip rules `consecutive_failures`, `consecutive_failures_span`, `failure_rate`,
+//! `slow_call_rate`, `slow_call_duration`, `minimum_calls`, `window`; the open period
+//! `open_duration`, `open_backoff_multiplier`, `max_open_duration`, `open_jitter`; recovery
+//! `half_open_max_calls`, `success_threshold`, `probe_interval`, `probe_timeout`,
+//! `max_half_open_wait`; classification `statuses`; the upstream's word `open_on_retry_after`,
+//! `rate_limit_reset` ([`RateLimitReset`]); and `throttle` ([`ThrottleConfig`]).
+//!
+//! **`[[breakers]]`**: one named breaker per entry, matched in order (the first match wins).
+//!
+//! | key | type | default | meaning |
+//! | --- | --- | --- | --- |
+//! | `name` | string | required | the breaker's name in metrics, logs and the status table |
+//! | `match` | `{ host = "...", path_prefix = "/..." }` | required | the requests it guards ([`Match`]: an exact host or `*.suffix`, optionally a path prefix) |
+//! | `health_url` | `http(s)://` URL | none | checked while open, every `probe_interval` (which it needs) |
+//! | any `[defaults]` key | as there | inherited | this breaker's own value |
+//! | `retry` | a table of `[retry]` keys, or `false` | inherited | this breaker's requests' retry policy: the keys given change `[retry]`'s, `false` turns retries off ([`BoxConfig::retry_for`]) |
+//!
+//! **`[retry]`**: the retry policy of every breaker's requests (see
+//! [`RetryConfig`](crate::RetryConfig) for its table of keys: `max_retries`, `base_delay`,
+//! `multiplier`, `max_delay`, `jitter`, `max_elapsed`, `retry_non_idempotent`, `statuses`,
+//! `budget`). Every breaker has its own retry budget, so one upstream's outage never spends
+//! another's retries; retry metrics carry the breaker's name.
+//!
+//! Invalid values fail the load naming the field with its table (`breakers[2].retry.multiplier`,
+//! `defaults.throttle.k`) and the value.
 
 pub(crate) mod duration;
 pub(crate) mod edge;
