@@ -50,12 +50,13 @@ pub fn build(
             .timeout(ATTEMPT_TIMEOUT)
             .build()
     };
-    let retry = RetryMiddleware::named("scraper", config.retry().cloned().unwrap_or_default());
     let breakers = BreakerBox::builder(loopback(config)?)
         .clock(Arc::new(TokioClock::new()))
         .call_duration_histogram(true)
         .listener(listener)
         .build();
+    // Each request retried by its breaker's policy, within that breaker's own budget.
+    let retry = RetryMiddleware::per_breaker(breakers.clone());
     let limits = if rate_limit {
         RateLimitMiddleware::new().host(Host::Musicbrainz.name(), MUSICBRAINZ_INTERVAL)
     } else {
@@ -85,6 +86,9 @@ pub fn loopback(config: &BoxConfig) -> Result<BoxConfig, InvalidConfig> {
         .overflow(config.overflow());
     if let Some(retry) = config.retry() {
         builder = builder.retry(retry.clone());
+    }
+    if let Some(fraction) = config.max_open_fraction() {
+        builder = builder.max_open_fraction(fraction);
     }
     for rule in config.rules() {
         let rule = match rule

@@ -8,7 +8,7 @@
 //! - `KIND` is `down` (503 Service Unavailable), `error` (500 Internal Server Error), `slow`
 //!   (answers only after [`SLOW_ANSWER`], past the client's timeout) or `ratelimit` (503 with
 //!   `Retry-After: 1` to a request that comes less than a second after the last one it let
-//!   through, like MusicBrainz), `retryafter` (429 with `Retry-After: 5`, like Spotify's rate
+//!   through, like MusicBrainz), `retryafter` (429 with `Retry-After: 2`, like Spotify's rate
 //!   limit) or `overloaded` (429 without `Retry-After` to three requests in four: partial
 //!   capacity, which throttling handles).
 //! - `FROM-UNTIL` is a window like `5s-15s`, `5-15` (seconds), `500ms-2m` or `20s-` (until the
@@ -34,13 +34,14 @@ use std::time::Duration;
 /// How long a `slow` upstream takes to answer: well past the scraper's client timeout.
 pub const SLOW_ANSWER: Duration = Duration::from_secs(5);
 
-/// The demo's script: Spotify down from 5 s to 15 s, Google AI vision failing from the start
-/// through the whole incident (until 20 s), ESPN slower than the client timeout from 18 s to
-/// 20 s, and MusicBrainz enforcing its 1 request per second throughout. After 20 s every
-/// upstream is healthy again, so the end of a 30 s run shows every breaker closed again (vision's
-/// health check runs every 5 s) and `/health` back at 200.
-pub const DEFAULT_SCRIPT: &str =
-    "spotify:down@5s-15s, google_ai_vision:error@0s-20s, espn:slow@18s-20s, musicbrainz:ratelimit";
+/// The demo's script: Spotify rate-limiting with `Retry-After: 2` from 1 s to 2 s (its breaker
+/// opens for the time stated), then down from 5 s to 15 s, Last.fm at a quarter of its capacity
+/// until 20 s (throttled, not cut off), Google AI vision failing from the start through the
+/// whole incident (until 20 s), ESPN slower than the client timeout from 18 s to 20 s, and
+/// MusicBrainz enforcing its 1 request per second throughout. After 20 s every upstream is
+/// healthy again, so the end of a 30 s run shows every breaker closed again (vision's health
+/// check runs every 5 s) and `/health` back at 200.
+pub const DEFAULT_SCRIPT: &str = "spotify:retryafter@1s-2s, spotify:down@5s-15s, lastfm:overloaded@0s-20s, google_ai_vision:error@0s-20s, espn:slow@18s-20s, musicbrainz:ratelimit";
 
 /// What a faulty upstream does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +55,7 @@ pub enum FaultKind {
     /// Answers 503 with `Retry-After: 1` to a request less than a second after the last
     /// one it served.
     RateLimit,
-    /// Answers 429 with `Retry-After: 5`: the server's word opens the breaker for 5 s.
+    /// Answers 429 with `Retry-After: 2`: the server's word opens the breaker for 2 s.
     RetryAfter,
     /// Answers 429 without `Retry-After` to three requests in four: an upstream at a quarter
     /// of its capacity.
@@ -308,9 +309,17 @@ mod tests {
     #[test]
     fn the_demo_script_reads_back_as_written() {
         let script = FaultScript::demo();
-        assert_eq!(script.faults().len(), 4);
+        assert_eq!(script.faults().len(), 6);
         assert_eq!(script.to_string(), DEFAULT_SCRIPT);
         let at = Duration::from_secs;
+        assert_eq!(
+            script.active(Route::Spotify, at(1)),
+            Some(FaultKind::RetryAfter)
+        );
+        assert_eq!(
+            script.active(Route::Lastfm, at(3)),
+            Some(FaultKind::Overloaded)
+        );
         assert_eq!(script.active(Route::Spotify, at(4)), None);
         assert_eq!(script.active(Route::Spotify, at(5)), Some(FaultKind::Down));
         assert_eq!(

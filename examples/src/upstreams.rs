@@ -180,20 +180,22 @@ async fn answer(
     let quick = Duration::from_millis(5);
     let (status, delay, retry_after): (StatusCode, Duration, Option<&'static str>) =
         match shared.script.active(route, at) {
-        None => (StatusCode::OK, route.latency(), None),
-        Some(FaultKind::Down) => (StatusCode::SERVICE_UNAVAILABLE, quick, None),
-        Some(FaultKind::Error) => (StatusCode::INTERNAL_SERVER_ERROR, route.latency(), None),
-        Some(FaultKind::Slow) => (StatusCode::OK, SLOW_ANSWER, None),
-        Some(FaultKind::RateLimit) if shared.too_soon(route, at) => {
-            (StatusCode::SERVICE_UNAVAILABLE, quick, Some("1"))
-        }
-        Some(FaultKind::RateLimit) => (StatusCode::OK, route.latency(), None),
-        Some(FaultKind::RetryAfter) => (StatusCode::TOO_MANY_REQUESTS, quick, Some("5")),
-        Some(FaultKind::Overloaded) if shared.overloaded.fetch_add(1, Ordering::Relaxed) % 4 != 0 => {
-            (StatusCode::TOO_MANY_REQUESTS, quick, None)
-        }
-        Some(FaultKind::Overloaded) => (StatusCode::OK, route.latency(), None),
-    };
+            None => (StatusCode::OK, route.latency(), None),
+            Some(FaultKind::Down) => (StatusCode::SERVICE_UNAVAILABLE, quick, None),
+            Some(FaultKind::Error) => (StatusCode::INTERNAL_SERVER_ERROR, route.latency(), None),
+            Some(FaultKind::Slow) => (StatusCode::OK, SLOW_ANSWER, None),
+            Some(FaultKind::RateLimit) if shared.too_soon(route, at) => {
+                (StatusCode::SERVICE_UNAVAILABLE, quick, Some("1"))
+            }
+            Some(FaultKind::RateLimit) => (StatusCode::OK, route.latency(), None),
+            Some(FaultKind::RetryAfter) => (StatusCode::TOO_MANY_REQUESTS, quick, Some("2")),
+            Some(FaultKind::Overloaded)
+                if shared.overloaded.fetch_add(1, Ordering::Relaxed) % 4 != 0 =>
+            {
+                (StatusCode::TOO_MANY_REQUESTS, quick, None)
+            }
+            Some(FaultKind::Overloaded) => (StatusCode::OK, route.latency(), None),
+        };
     lock(&shared.log).push(Hit {
         route,
         health_check,
@@ -202,7 +204,10 @@ async fn answer(
     });
     drop(req);
     tokio::time::sleep(delay).await;
-    let mut response = json(status, body(route, health_check, status, retry_after.is_some()));
+    let mut response = json(
+        status,
+        body(route, health_check, status, retry_after.is_some()),
+    );
     if let Some(after) = retry_after {
         response
             .headers_mut()
@@ -227,7 +232,9 @@ fn body(route: Route, health_check: bool, status: StatusCode, rate_limited: bool
         return r#"{"error":"Your requests are exceeding the allowable rate limit (1 per second)."}"#;
     }
     match (status, route) {
-        (StatusCode::TOO_MANY_REQUESTS, _) => r#"{"error":{"status":429,"message":"API rate limit exceeded"}}"#,
+        (StatusCode::TOO_MANY_REQUESTS, _) => {
+            r#"{"error":{"status":429,"message":"API rate limit exceeded"}}"#
+        }
         (StatusCode::INTERNAL_SERVER_ERROR, _) => {
             r#"{"error":{"code":500,"message":"Internal error encountered.","status":"INTERNAL"}}"#
         }

@@ -146,13 +146,25 @@ async fn the_demo_scenario_opens_isolates_rate_limits_and_recovers() {
         assert!(u.tally.requests > 0, "{} was scraped", u.route);
     }
 
-    // Spotify, down from 5 s to 15 s: its breaker opened once during the outage, and closed
-    // again after it, found healthy by a health check.
+    // Spotify, rate-limiting with `Retry-After: 2` from 1 s to 2 s: the server's word opened
+    // its breaker at once, for the time stated, and it closed after; then down from 5 s to
+    // 15 s: its breaker opened once during the outage, and closed again after it, found
+    // healthy by a health check.
     let spotify = upstream(&summary, Route::Spotify);
-    let [period] = spotify.open_periods[..] else {
-        panic!("spotify opened once: {:?}", spotify.open_periods)
+    let [told, period] = spotify.open_periods[..] else {
+        panic!("spotify opened twice: {:?}", spotify.open_periods)
     };
     let secs = Duration::from_secs;
+    let told_trial = told
+        .trial
+        .expect("spotify admitted a trial after the stated time");
+    assert!(
+        told.opened >= secs(1)
+            && told.opened < secs(2)
+            && told_trial >= told.opened + secs(2)
+            && told.closed.is_some_and(|closed| closed < secs(5)),
+        "{told:?}"
+    );
     assert!(
         period.opened > secs(5) && period.opened < secs(10),
         "{period:?}"

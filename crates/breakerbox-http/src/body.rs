@@ -16,12 +16,12 @@
 
 use breakerbox::circuit_breaker::BreakerHolder;
 use breakerbox::{AttemptOutcome, BreakerConfig, Outcome, OwnedPermit, Permit};
-use std::time::Duration;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
+use std::time::Duration;
 
 /// A breaker permit a response body can report through: the engine's permits, or a front end's
 /// own wrapper of them.

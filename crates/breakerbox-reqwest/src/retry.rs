@@ -175,18 +175,19 @@ impl Middleware for RetryMiddleware {
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> Result<Response> {
-        let decider = match &self.policy {
-            Policy::One(retrier) => Decider::One(retrier),
-            Policy::PerBreaker(breakers) => {
-                let url = req.url();
-                match (url.host_str(), url.port_or_known_default()) {
-                    (Some(host), Some(port)) => Decider::Breaker(
-                        breakers.breaker(&Target::new(url.scheme(), host, port, url.path())),
-                    ),
-                    _ => return next.run(req, extensions).await, // no host: no breaker
+        let decider =
+            match &self.policy {
+                Policy::One(retrier) => Decider::One(retrier),
+                Policy::PerBreaker(breakers) => {
+                    let url = req.url();
+                    match (url.host_str(), url.port_or_known_default()) {
+                        (Some(host), Some(port)) => Decider::Breaker(
+                            breakers.breaker(&Target::new(url.scheme(), host, port, url.path())),
+                        ),
+                        _ => return next.run(req, extensions).await, // no host: no breaker
+                    }
                 }
-            }
-        };
+            };
         let Some(retrier) = decider.retrier() else {
             return next.run(req, extensions).await; // this breaker's rule turns retries off
         };

@@ -33,18 +33,17 @@ fn a_429_with_retry_after_opens_the_breaker_for_the_stated_time() {
     let seen = reasons.clone();
     breaker.on_transition(move |e| seen.lock().unwrap().push(e.reason));
     let config = breaker.config().clone();
-    let wait = config.server_wait(
-        429,
-        headers(&[("retry-after", b"30")]),
-        SystemTime::now(),
-    );
+    let wait = config.server_wait(429, headers(&[("retry-after", b"30")]), SystemTime::now());
     assert_eq!(wait, Some(Duration::from_secs(30)));
     let permit = breaker.try_acquire().unwrap();
     permit.report_answer(AttemptOutcome::Status(429), wait);
     assert_eq!(breaker.state(), State::Open, "one answer is enough");
     let left = breaker.retry_in().unwrap();
     // Never sooner than asked, and at most a tenth later (so a fleet spreads out).
-    assert!(left >= Duration::from_secs(30) && left <= Duration::from_secs(33), "{left:?}");
+    assert!(
+        left >= Duration::from_secs(30) && left <= Duration::from_secs(33),
+        "{left:?}"
+    );
     assert_eq!(
         reasons.lock().unwrap()[0],
         TransitionReason::RetryAfter {
@@ -54,7 +53,9 @@ fn a_429_with_retry_after_opens_the_breaker_for_the_stated_time() {
     clock.advance(Duration::from_secs(29));
     assert!(breaker.try_acquire().is_err());
     clock.advance(Duration::from_secs(5));
-    let trial = breaker.try_acquire().expect("a trial once the wait is over");
+    let trial = breaker
+        .try_acquire()
+        .expect("a trial once the wait is over");
     trial.report(AttemptOutcome::Status(200));
     assert_eq!(breaker.state(), State::Closed);
     // The server's time does not grow the breaker's own backoff.
@@ -73,7 +74,11 @@ fn the_servers_wait_is_capped_and_hostile_values_are_ignored() {
     let far_future = httpdate::fmt_http_date(now + Duration::from_secs(10 * 365 * 86400));
     assert_eq!(wait(far_future.as_bytes()), Some(Duration::from_secs(60)));
     let digits = vec![b'9'; 10 * 1024];
-    assert_eq!(wait(&digits), Some(Duration::from_secs(60)), "10 KB of digits");
+    assert_eq!(
+        wait(&digits),
+        Some(Duration::from_secs(60)),
+        "10 KB of digits"
+    );
     let past = httpdate::fmt_http_date(now - Duration::from_secs(3600));
     for hostile in [
         &b"-5"[..],
@@ -84,7 +89,12 @@ fn the_servers_wait_is_capped_and_hostile_values_are_ignored() {
         past.as_bytes(),
         b"",
     ] {
-        assert_eq!(wait(hostile), None, "{:?}", String::from_utf8_lossy(hostile));
+        assert_eq!(
+            wait(hostile),
+            None,
+            "{:?}",
+            String::from_utf8_lossy(hostile)
+        );
     }
     // Only 429 and 503 speak for the server; and the key turns it off.
     assert_eq!(
@@ -145,7 +155,8 @@ fn a_rules_rate_limit_reset_header_is_read_in_its_form() {
     )
     .unwrap_err();
     assert!(
-        err.to_string().contains("breakers[0].rate_limit_reset.header"),
+        err.to_string()
+            .contains("breakers[0].rate_limit_reset.header"),
         "{err}"
     );
 }
@@ -158,7 +169,10 @@ fn a_server_wait_keeps_an_open_breaker_open_at_least_that_long() {
         .unwrap();
     let (breaker, _clock) = breaker(config);
     let slow = breaker.try_acquire().unwrap();
-    breaker.try_acquire().unwrap().report(AttemptOutcome::Status(503));
+    breaker
+        .try_acquire()
+        .unwrap()
+        .report(AttemptOutcome::Status(503));
     assert!(breaker.retry_in().unwrap() <= Duration::from_secs(5));
     // A call admitted before it opened comes back asking for 60 s.
     slow.report_answer(AttemptOutcome::Status(503), Some(Duration::from_secs(60)));
@@ -169,7 +183,9 @@ fn a_server_wait_keeps_an_open_breaker_open_at_least_that_long() {
 fn a_429_without_retry_after_never_trips_the_default_breaker() {
     let (breaker, clock) = breaker(BreakerConfig::default());
     for _ in 0..100 {
-        let permit = breaker.try_acquire().expect("a rate limit never locks the host out");
+        let permit = breaker
+            .try_acquire()
+            .expect("a rate limit never locks the host out");
         clock.advance(Duration::from_millis(200));
         permit.report(AttemptOutcome::Status(429));
     }
@@ -231,7 +247,11 @@ fn throttling_sends_about_k_times_what_the_upstream_accepts_then_fades() {
         (ratio - k).abs() / k <= 0.10,
         "requests sent should be about k x accepts: {ratio:.2}"
     );
-    assert_eq!(breaker.state(), State::Closed, "a partly failing upstream is throttled, not cut off");
+    assert_eq!(
+        breaker.state(),
+        State::Closed,
+        "a partly failing upstream is throttled, not cut off"
+    );
     assert!(breaker.snapshot().throttle_rejecting.unwrap() > 0.5);
     // It recovers: the rejections fade over one window (10 s) and are gone within one and a half
     // (the rejections of the recovery itself count as requests not accepted while they are in
@@ -333,12 +353,21 @@ fn one_host_failing_opens_as_usual_under_the_guard() {
 
 #[test]
 fn invalid_fleet_fractions_are_refused() {
-    for text in ["max_open_fraction = 0.0", "max_open_fraction = 1.5", "max_open_fraction = \"half\""] {
+    for text in [
+        "max_open_fraction = 0.0",
+        "max_open_fraction = 1.5",
+        "max_open_fraction = \"half\"",
+    ] {
         let err = BoxConfig::from_toml(text).unwrap_err();
-        assert!(err.to_string().contains("max_open_fraction"), "{text}: {err}");
+        assert!(
+            err.to_string().contains("max_open_fraction"),
+            "{text}: {err}"
+        );
     }
     assert_eq!(
-        BoxConfig::from_toml("max_open_fraction = false").unwrap().max_open_fraction(),
+        BoxConfig::from_toml("max_open_fraction = false")
+            .unwrap()
+            .max_open_fraction(),
         None
     );
 }
@@ -386,7 +415,12 @@ fn a_rules_retry_keys_merge_over_the_box_retry_table() {
         RetryDecision::Stop(StopReason::NotTransient)
     );
     assert_eq!(
-        panel.breaker(&target("example.com")).retrier().unwrap().config().max_retries(),
+        panel
+            .breaker(&target("example.com"))
+            .retrier()
+            .unwrap()
+            .config()
+            .max_retries(),
         3
     );
 }
@@ -394,14 +428,16 @@ fn a_rules_retry_keys_merge_over_the_box_retry_table() {
 #[test]
 fn invalid_rule_retry_values_are_refused_naming_the_field() {
     for (text, field) in [
-        ("retry = { multiplier = 0.5 }", "breakers[0].retry.multiplier"),
+        (
+            "retry = { multiplier = 0.5 }",
+            "breakers[0].retry.multiplier",
+        ),
         ("retry = { max_retris = 1 }", "max_retris"),
         ("retry = { budget = { ttl = \"0s\" } }", "budget.ttl"),
         ("retry = 3", "retry"),
     ] {
-        let text = format!(
-            "[[breakers]]\nname = \"x\"\nmatch = {{ host = \"x.example\" }}\n{text}"
-        );
+        let text =
+            format!("[[breakers]]\nname = \"x\"\nmatch = {{ host = \"x.example\" }}\n{text}");
         let err = BoxConfig::from_toml(&text).unwrap_err();
         assert!(err.to_string().contains(field), "{text}: {err}");
     }
@@ -451,20 +487,40 @@ fn one_upstreams_outage_cannot_spend_anothers_retry_budget() {
             }
         }
     }
-    println!("retries: spotify {spotify_retries} for 200 requests, espn {espn_retries} for 3 503s in 20");
-    assert!(spotify_retries <= 200 / 10 + 2 + 1, "spotify kept to its budget: {spotify_retries}");
+    println!(
+        "retries: spotify {spotify_retries} for 200 requests, espn {espn_retries} for 3 503s in 20"
+    );
+    assert!(
+        spotify_retries <= 200 / 10 + 2 + 1,
+        "spotify kept to its budget: {spotify_retries}"
+    );
     assert_eq!(espn_retries, 3, "every ESPN 503 retried");
 }
 
 #[test]
-fn a_retry_into_a_breaker_the_server_opened_stops_at_once() {
+fn a_retry_waits_for_the_breaker_the_server_opened() {
     let panel = BreakerBox::new(BoxConfig::default());
     let breaker = panel.breaker(&target("api.spotify.com"));
     let permit = breaker.try_acquire().unwrap();
     permit.report_answer(AttemptOutcome::Status(503), Some(Duration::from_secs(5)));
+    let open_for = breaker.retry_in().unwrap();
     let mut run = RetryRun::new();
-    assert_eq!(
-        breaker.after_attempt(&mut run, AttemptOutcome::Status(503), || Some(Duration::from_secs(5))),
-        RetryDecision::Stop(StopReason::CircuitOpen)
-    );
+    match breaker.after_attempt(&mut run, AttemptOutcome::Status(503), || {
+        Some(Duration::from_secs(5))
+    }) {
+        RetryDecision::Retry { after, .. } => assert!(
+            after >= open_for - Duration::from_millis(50) && after >= Duration::from_secs(5),
+            "{after:?} vs {open_for:?}"
+        ),
+        other => panic!("retried once the breaker admits a trial: {other:?}"),
+    }
+    // Further off than max_delay (10 s): the caller gets the answer now.
+    let discogs = panel.breaker(&target("api.discogs.com"));
+    let permit = discogs.try_acquire().unwrap();
+    permit.report_answer(AttemptOutcome::Status(429), Some(Duration::from_secs(60)));
+    let mut run = RetryRun::new();
+    let decision = discogs.after_attempt(&mut run, AttemptOutcome::Status(429), || {
+        Some(Duration::from_secs(60))
+    });
+    assert_eq!(decision, RetryDecision::Stop(StopReason::RetryAfterTooLong));
 }

@@ -2,9 +2,9 @@
 
 use super::handle::Lease;
 use breakerbox::{AttemptOutcome, BreakerConfig, Outcome, OwnedPermit, Permit};
-use std::time::Duration;
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The breaker permit of one admitted call, handed to the [`Classify`](crate::classify::Classify)
 /// implementation that reports its outcome: at once, or (an HTTP response) when the response body

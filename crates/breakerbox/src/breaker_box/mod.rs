@@ -45,9 +45,9 @@ pub use report::{BoxSnapshot, Health, HealthStatus};
 use crate::circuit_breaker::{
     BreakerName, CircuitBreaker, CircuitOpen, FleetGuard, Listener, OwnedPermit, TransitionEvent,
 };
-use crate::retry::RetryConfig;
 use crate::clock::{MonotonicClock, SharedClock};
 use crate::config::{BoxConfig, BreakerConfig, BreakerRule, OVERFLOW_BREAKER, Overflow};
+use crate::retry::RetryConfig;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};

@@ -432,15 +432,20 @@ impl CircuitBreaker {
     pub fn retrier(&self) -> Option<&Retrier> {
         let retry = self.inner.retry.as_ref()?;
         Some(self.inner.retrier.get_or_init(|| {
-            Retrier::new((**retry).clone(), self.inner.clock.clone(), &self.inner.name)
+            Retrier::new(
+                (**retry).clone(),
+                self.inner.clock.clone(),
+                &self.inner.name,
+            )
         }))
     }
 
     /// After an attempt through this breaker, by its [`retrier`](Self::retrier): retry after a
-    /// wait, or stop (see [`Retrier::after_attempt`]). A retry that would arrive while this
-    /// breaker is still open (it opened on this answer, say for the server's `Retry-After`)
-    /// stops now instead, with [`StopReason::CircuitOpen`](crate::retry::StopReason): waiting
-    /// for a refusal helps nobody, and the caller gets this attempt's answer.
+    /// wait, or stop (see [`Retrier::after_attempt`]). When the answer said how long to wait
+    /// (`Retry-After`) and that opened this breaker, the wait is the breaker's: the retry
+    /// arrives when the breaker admits a trial again, not into its refusal, and when that is
+    /// further off than `max_delay` or the time left allows, the caller gets this answer now
+    /// ([`StopReason::RetryAfterTooLong`](crate::retry::StopReason::RetryAfterTooLong)).
     ///
     /// A breaker without a retrier stops after the first attempt.
     pub fn after_attempt(
@@ -453,14 +458,9 @@ impl CircuitBreaker {
         let Some(retrier) = self.retrier() else {
             return RetryDecision::Stop(StopReason::NotTransient);
         };
-        match retrier.after_attempt(run, outcome, retry_after) {
-            RetryDecision::Retry { after, .. }
-                if self.retry_in().is_some_and(|open| open > after) =>
-            {
-                RetryDecision::Stop(StopReason::CircuitOpen)
-            }
-            decision => decision,
-        }
+        retrier.after_attempt(run, outcome, || {
+            retry_after().map(|wait| wait.max(self.retry_in().unwrap_or_default()))
+        })
     }
 
     /// Whether the fleet guard of this breaker's box is holding it closed: it would have
@@ -827,9 +827,15 @@ impl Inner {
         }
         let _control = lock(&self.control);
         if self.word().kind() == OPEN {
-            let until = self.now().saturating_add(nanos(server_jitter(wait, &self.config)));
+            let until = self
+                .now()
+                .saturating_add(nanos(server_jitter(wait, &self.config)));
             if self.open_until.fetch_max(until, Ordering::AcqRel) < until {
-                tracing::debug!(breaker = &*self.name, wait_secs = wait.as_secs_f64(), "open for longer: the server asked to wait");
+                tracing::debug!(
+                    breaker = &*self.name,
+                    wait_secs = wait.as_secs_f64(),
+                    "open for longer: the server asked to wait"
+                );
             }
         }
     }

@@ -52,9 +52,9 @@ mod error;
 pub(crate) mod number;
 mod registry;
 
+pub use edge::{RateLimitReset, ResetForm, ThrottleConfig};
 #[cfg(feature = "toml")]
 pub use error::ConfigError;
-pub use edge::{RateLimitReset, ResetForm, ThrottleConfig};
 pub use error::InvalidConfig;
 pub use registry::{
     BoxConfig, BoxConfigBuilder, BreakerRule, MAX_BREAKERS, Match, OVERFLOW_BREAKER, Overflow,

@@ -67,8 +67,8 @@ mod metrics;
 #[path = "metrics_noop.rs"]
 mod metrics;
 mod retrier;
-pub(crate) mod rule;
 mod retry_after;
+pub(crate) mod rule;
 
 pub use attempts::Attempts;
 pub use budget::RetryBudget;

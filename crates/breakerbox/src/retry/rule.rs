@@ -1,8 +1,8 @@
 //! A breaker rule's own retry policy: `retry = { ... }` merged over the box's `[retry]`, or
 //! `retry = false`.
 
-use super::config::{RetryConfig, budget_or_false, duration_or_false};
 use super::BudgetConfig;
+use super::config::{RetryConfig, budget_or_false, duration_or_false};
 use crate::backoff::Jitter;
 use crate::config::{InvalidConfig, duration, number};
 use crate::status::Statuses;
