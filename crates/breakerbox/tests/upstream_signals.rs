@@ -20,6 +20,11 @@ fn breaker(config: BreakerConfig) -> (CircuitBreaker, ManualClock) {
     (breaker, clock)
 }
 
+/// A fixed wall-clock time: the server's dates are read against it.
+fn wall_clock() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000)
+}
+
 fn headers<'a>(pairs: &'a [(&'a str, &'a [u8])]) -> impl Fn(&str) -> Option<&'a [u8]> + 'a {
     move |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| *v)
 }
@@ -33,7 +38,7 @@ fn a_429_with_retry_after_opens_the_breaker_for_the_stated_time() {
     let seen = reasons.clone();
     breaker.on_transition(move |e| seen.lock().unwrap().push(e.reason));
     let config = breaker.config().clone();
-    let wait = config.server_wait(429, headers(&[("retry-after", b"30")]), SystemTime::now());
+    let wait = config.server_wait(429, headers(&[("retry-after", b"30")]), wall_clock());
     assert_eq!(wait, Some(Duration::from_secs(30)));
     let permit = breaker.try_acquire().unwrap();
     permit.report_answer(AttemptOutcome::Status(429), wait);
@@ -68,7 +73,7 @@ fn the_servers_wait_is_capped_and_hostile_values_are_ignored() {
         .open_backoff(2.0, Duration::from_secs(60))
         .build()
         .unwrap();
-    let now = SystemTime::now();
+    let now = wall_clock();
     let wait = |value: &[u8]| config.server_wait(503, headers(&[("retry-after", value)]), now);
     assert_eq!(wait(b"86400"), Some(Duration::from_secs(60)), "capped");
     let far_future = httpdate::fmt_http_date(now + Duration::from_secs(10 * 365 * 86400));
