@@ -9,14 +9,18 @@ use std::time::Duration;
 
 const PROFILES: &str = include_str!("../../../examples/scraper.toml");
 
-/// The field's profiles, with runs of failures tripping however fast they come (the tests
-/// here are about routing; `a_run_must_last_its_span_at_the_field_profiles` keeps the span).
+/// The field's profiles, with runs of failures tripping however fast they come and Last.fm's
+/// throttle off (the tests here are about routing and trips;
+/// `a_run_must_last_its_span_at_the_field_profiles` keeps the span, and the throttle has tests
+/// of its own).
 fn field_box() -> (BreakerBox, ManualClock) {
     let clock = ManualClock::new();
-    let profiles = PROFILES.replace(
-        "[defaults]\n",
-        "[defaults]\nconsecutive_failures_span = \"0s\"\n",
-    );
+    let profiles = PROFILES
+        .replace(
+            "[defaults]\n",
+            "[defaults]\nconsecutive_failures_span = \"0s\"\n",
+        )
+        .replace("throttle = {", "# throttle = {");
     let panel = BreakerBox::builder(BoxConfig::from_toml(&profiles).unwrap())
         .clock(Arc::new(clock.clone()))
         .build();
